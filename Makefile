@@ -1,0 +1,41 @@
+# make demo : set up everything, train a DCGAN on Fashion-MNIST on the CPU, write its pictures
+# make test : set up everything, run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+FMNIST := /usr/share/datasets/fashion-mnist
+DEMO_OUT ?= runs/demo
+
+.PHONY: demo test env data lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+env: $(VENV)/.installed
+
+# Fashion-MNIST from Debian's dataset-fashion-mnist where apt exists (else ganforge downloads it when online).
+data:
+	@if [ ! -f $(FMNIST)/train-images-idx3-ubyte.gz ] && command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+
+demo: env data
+	rm -rf $(DEMO_OUT)
+	$(VENV)/bin/ganforge train --config fmnist-demo --out $(DEMO_OUT)
+	@echo "Pictures: $(DEMO_OUT)/samples.png, $(DEMO_OUT)/progress.gif, $(DEMO_OUT)/losses.png"
+
+test: env data
+	$(PY) -m pytest -q
+
+lint: env
+	$(VENV)/bin/ruff check .
+
+bench: env data
+	$(PY) benchmarks/train_speed.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

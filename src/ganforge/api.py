@@ -1,0 +1,223 @@
+"""The public Python API; the command line is a thin layer over these functions.
+
+    import ganforge
+    cfg = ganforge.resolve_config("fmnist-demo", overrides=["steps=200"])
+    run = ganforge.train(cfg, "runs/demo")
+    model = ganforge.load("runs/demo")
+    images = model.sample(16, seed=1)          # uint8 [16, H, W, C]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import TrainConfig, config_from_dict
+from .data import BatchStream, load_dataset
+from .errors import GanforgeError
+from .models import MODELS, count_parameters, model_config
+from .tasks import TASKS, Task
+from .train.checkpoint import Checkpoint, load_checkpoint, load_state_into, resolve_checkpoint
+from .train.distributed import DistInfo, cleanup, init_distributed
+from .train.trainer import Trainer
+from .viz import to_uint8
+
+
+def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    """auto -> cuda (the process's local rank under torchrun) if available, else mps, else cpu."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise GanforgeError(f"Unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GanforgeError(f"Device {name!r} was asked for but CUDA is not available here; use cpu or auto.")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank % torch.cuda.device_count())
+    return device
+
+
+def info(model: str, options: dict[str, Any] | None = None) -> dict[str, int]:
+    """Parameter count of each network of ``model`` built with ``options``, e.g. {"G": ..., "D": ...}."""
+    spec = MODELS.get(model)
+    nets = spec.build(model_config(model, options))
+    return {name: count_parameters(net) for name, net in nets.items()}
+
+
+def _fill_model_options(cfg: TrainConfig, image_size: int, channels: int, num_classes: int) -> dict[str, Any]:
+    opts = dict(cfg.model_options)
+    fields = {f.name for f in dataclasses.fields(MODELS.get(cfg.model).config_cls)}
+    for key, value in (("image_size", image_size), ("channels", channels)):
+        if key in opts and opts[key] != value:
+            raise GanforgeError(
+                f"Model option {key}={opts[key]} does not match the data ({key} {value}); "
+                f"set {key}={opts[key]} (the top-level option) to convert the data instead."
+            )
+        if key in fields:
+            opts[key] = value
+    if "num_classes" in fields and opts.get("num_classes", 0) and opts["num_classes"] != num_classes:
+        raise GanforgeError(f"Model option num_classes={opts['num_classes']} does not match the data's "
+                            f"{num_classes} classes.")
+    return opts
+
+
+def _total_steps(cfg: TrainConfig, stream: BatchStream) -> int:
+    if cfg.steps is not None:
+        return cfg.steps
+    epochs = cfg.epochs if cfg.epochs is not None else 5.0
+    return max(1, math.ceil(epochs * stream.batches_per_epoch / cfg.d_steps))
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    step: int
+    nets: dict[str, nn.Module]
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> RunResult:
+    """Train ``cfg`` into ``run_dir`` (or continue the run there when ``resume``).
+
+    Under torchrun (WORLD_SIZE > 1) every process calls this; gradients are averaged with DDP and
+    only rank 0 writes files.
+    """
+    cfg.validate()
+    run_dir = Path(run_dir)
+    ckpt = None
+    if resume:
+        ckpt = load_checkpoint(run_dir)
+    elif (run_dir / "checkpoints").is_dir() or (run_dir / "config.json").is_file():
+        raise GanforgeError(
+            f"{str(run_dir)!r} already holds a run; continue it with --resume {run_dir} or choose another --out."
+        )
+    MODELS.get(cfg.model)
+    device_probe = resolve_device(cfg.device)
+    dist = init_distributed(device_probe.type)
+    try:
+        device = resolve_device(cfg.device, dist.local_rank)
+        torch.manual_seed(cfg.seed)
+        data = load_dataset(cfg.data, cfg.data_root, cfg.split, cfg.image_size, cfg.channels)
+        n_classes = len(data.class_names) if data.labels is not None else 0
+        spec = MODELS.get(cfg.model)
+        model_cfg = model_config(cfg.model, _fill_model_options(cfg, data.image_size, data.channels, n_classes))
+        nets = spec.build(model_cfg)
+        task: Task = TASKS.get(spec.task)(nets, model_cfg, cfg)
+        stream = BatchStream(data, cfg.batch_size, cfg.seed, dist.rank, dist.world_size)
+        total = _total_steps(cfg, stream)
+        if dist.rank > 0:
+            torch.manual_seed(cfg.seed + dist.rank)
+        meta = {
+            "model": cfg.model,
+            "model_options": dataclasses.asdict(model_cfg),
+            "task": spec.task,
+            "dataset": {"name": data.name or cfg.data, "image_size": data.image_size, "channels": data.channels,
+                        "class_names": data.class_names, "size": len(data)},
+            "total_steps": total,
+        }
+        if dist.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            _write_json(run_dir / "config.json", {**meta, "config": cfg.to_dict(), "world_size": dist.world_size})
+        trainer = Trainer(task, cfg, stream, run_dir, meta, total, device, dist, resume=ckpt)
+        trainer.fit(resumed=ckpt is not None)
+        return RunResult(run_dir, trainer.step, trainer.raw)
+    finally:
+        cleanup(dist)
+
+
+def resume(run_dir: str | Path, changes: dict[str, Any] | None = None) -> RunResult:
+    """Continue the run in ``run_dir`` from its latest checkpoint, with its saved config.
+
+    ``changes`` may lengthen or shorten it (steps / epochs) or change what is written (progress,
+    log/sample/checkpoint intervals); the rest must stay as it was for an exact continuation.
+    """
+    ckpt = load_checkpoint(run_dir)
+    values = dict(ckpt.meta.get("config") or {})
+    allowed = {"steps", "epochs", "progress", "log_every", "sample_every", "ckpt_every", "keep_ckpts", "device"}
+    for key, value in (changes or {}).items():
+        if value is None:
+            continue
+        if key not in allowed and values.get(key) != value:
+            raise GanforgeError(f"Cannot change {key} when resuming; only {', '.join(sorted(allowed))} may change.")
+        values[key] = value
+    if changes and changes.get("steps") is not None:
+        values["epochs"] = None
+    if changes and changes.get("epochs") is not None:
+        values["steps"] = None
+    return train(config_from_dict(values), run_dir, resume=True)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+class LoadedModel:
+    """A trained model read back from a checkpoint: its networks, config and task."""
+
+    def __init__(self, ckpt: Checkpoint, device: torch.device) -> None:
+        meta = ckpt.meta
+        self.path = ckpt.path
+        self.meta = meta
+        self.name = meta.get("model")
+        self.step = meta.get("step")
+        spec = MODELS.get(self.name)
+        self.model_cfg = model_config(self.name, meta.get("model_options") or {})
+        self.nets = spec.build(self.model_cfg)
+        for net_name, net in self.nets.items():
+            load_state_into(net, ckpt.weights.get(net_name, {}), net_name, ckpt.path)
+            net.to(device).eval()
+        self.ema: dict[str, nn.Module] = {}
+        for key, sd in ckpt.weights.items():
+            if key.startswith("ema."):
+                net_name = key[4:]
+                e = spec.build(self.model_cfg)[net_name]
+                load_state_into(e, sd, f"EMA {net_name}", ckpt.path)
+                self.ema[net_name] = e.to(device).eval()
+        self.config = config_from_dict(meta.get("config") or {})
+        self.task: Task = TASKS.get(spec.task)(self.nets, self.model_cfg, self.config)
+        self.device = device
+        self.class_names: list[str] = (meta.get("dataset") or {}).get("class_names", [])
+
+    def generator(self, ema: bool | None = None) -> nn.Module:
+        name = self.task.sample_net
+        if ema is None:
+            ema = name in self.ema
+        if ema and name not in self.ema:
+            raise GanforgeError(f"{str(self.path)!r} has no EMA weights (train with ema_decay > 0); use --no-ema.")
+        return self.ema[name] if ema else self.nets[name]
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 0, ema: bool | None = None, batch_size: int = 256) -> np.ndarray:
+        """n images as uint8 [n, H, W, C], reproducible for a given seed."""
+        if n < 1:
+            raise GanforgeError(f"The number of samples must be positive, got {n}.")
+        G = self.generator(ema)
+        inputs = self.task.fixed_inputs(n, seed)
+        out = []
+        for start in range(0, n, batch_size):
+            chunk = {k: v[start:start + batch_size].to(self.device) for k, v in inputs.items()}
+            out.append(to_uint8(self.task.generate(G, chunk)))
+        return torch.cat(out).permute(0, 2, 3, 1).numpy()
+
+
+def load(path: str | Path, which: str = "latest", device: str = "cpu") -> LoadedModel:
+    """Load a run folder (its latest/best/step-N checkpoint) or a checkpoint folder."""
+    return LoadedModel(load_checkpoint(path, which), resolve_device(device))
+
+
+__all__ = ["LoadedModel", "RunResult", "info", "load", "resolve_checkpoint", "resolve_device", "resume", "train"]

@@ -1,0 +1,160 @@
+"""Command line: parse arguments, call the Python API, print one sentence for a user's mistake."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import PRECISIONS, preset_names
+
+
+def _registry_text() -> str:
+    from .data import DATASETS
+    from .losses import LOSSES
+    from .models import MODELS
+
+    models = "\n".join(f"  {n:10s} {MODELS.get(n).description}" for n in MODELS.names())
+    return (f"models:\n{models}\n"
+            f"datasets: {', '.join(DATASETS.names())}, or a folder of images (class subfolders = labels)\n"
+            f"losses:   {', '.join(LOSSES.names())}\n"
+            f"presets:  {', '.join(preset_names())}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(prog="ganforge", description="Train, sample and inspect GANs.",
+                                epilog=_registry_text(), formatter_class=fmt)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model", formatter_class=fmt, epilog=_registry_text() + (
+        "\n\nAny TrainConfig field can be set as key=value (e.g. lr_g=1e-4 loss=hinge ema_decay=0.999),"
+        "\nand model options as model.KEY=value (e.g. model.ngf=32)."))
+    t.add_argument("model", nargs="?", help="registered model name (default: the preset's, else dcgan)")
+    t.add_argument("overrides", nargs="*", help="key=value settings, applied last")
+    t.add_argument("--data", help="dataset name or folder of images")
+    t.add_argument("--data-root", help="folder holding the dataset files")
+    t.add_argument("--out", help="run folder to create (default runs/<model>-<data>)")
+    length = t.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="generator steps to train for")
+    length.add_argument("--epochs", type=float, help="passes over the data to train for")
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--precision", choices=PRECISIONS)
+    t.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--config", help=f"preset name ({', '.join(preset_names())}) or YAML file")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR where it stopped")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    s = sub.add_parser("sample", help="generate images from a run or checkpoint")
+    s.add_argument("source", metavar="RUN_DIR|CHECKPOINT")
+    s.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    s.add_argument("--out", required=True, help="FILE.png (grid) or FILE.npz (uint8 images [N, H, W, C])")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--ckpt", default="latest", help="latest | best | STEP (for a run folder)")
+    s.add_argument("--ema", dest="ema", action="store_true", default=None, help="use EMA weights (default when saved)")
+    s.add_argument("--no-ema", dest="ema", action="store_false", help="use the raw generator weights")
+    s.add_argument("--nrow", type=int, help="images per row in the PNG grid")
+    s.add_argument("--device", default="cpu")
+
+    i = sub.add_parser("info", help="print parameter counts of a model as JSON", formatter_class=fmt,
+                       epilog=_registry_text())
+    i.add_argument("model")
+    i.add_argument("--image-size", type=int)
+    i.add_argument("--channels", type=int)
+    i.add_argument("options", nargs="*", help="model options as key=value (e.g. ngf=32 arch=tutorial)")
+    return p
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .api import resume, train
+    from .config import resolve_config
+
+    if args.model and "=" in args.model:
+        args.overrides.insert(0, args.model)
+        args.model = None
+    if args.resume:
+        if args.model or args.data or args.config or args.overrides:
+            from .errors import GanforgeError
+
+            raise GanforgeError("--resume continues a run with its saved settings; give only --steps/--epochs "
+                                "or --no-progress with it.")
+        result = resume(args.resume, {"steps": args.steps, "epochs": args.epochs,
+                                      "progress": False if args.no_progress else None,
+                                      "device": args.device})
+    else:
+        flags = {"model": args.model, "data": args.data, "data_root": args.data_root, "steps": args.steps,
+                 "epochs": args.epochs, "batch_size": args.batch_size, "precision": args.precision,
+                 "device": args.device, "seed": args.seed, "progress": False if args.no_progress else None}
+        cfg = resolve_config(args.config, flags, args.overrides)
+        out = args.out or f"runs/{cfg.model}-{Path(cfg.data).name}"
+        result = train(cfg, out)
+    print(f"Trained to step {result.step}; pictures and checkpoints are in {result.run_dir}/")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from .api import load
+    from .errors import GanforgeError
+    from .viz import save_grid
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".npz"):
+        raise GanforgeError(f"--out must end in .png or .npz, got {args.out!r}.")
+    model = load(args.source, args.ckpt, args.device)
+    images = model.sample(args.n, seed=args.seed, ema=args.ema)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".npz":
+        tmp = out.with_name(out.name + ".tmp.npz")
+        np.savez_compressed(tmp, images=images, seed=np.int64(args.seed), step=np.int64(model.step or 0))
+        tmp.replace(out)
+    else:
+        save_grid(torch.from_numpy(images).permute(0, 3, 1, 2), out, nrow=args.nrow)
+    print(f"Wrote {args.n} samples from step {model.step} to {out}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .api import info
+    from .config import parse_override
+
+    options = dict(parse_override(o) for o in args.options)
+    if args.image_size is not None:
+        options["image_size"] = args.image_size
+    if args.channels is not None:
+        options["channels"] = args.channels
+    print(json.dumps(info(args.model, options)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import GanforgeError
+
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    settings = [e for e in extra if "=" in e and not e.startswith("-")]
+    if len(settings) != len(extra) or (settings and args.command not in ("train", "info")):
+        parser.error(f"unrecognized arguments: {' '.join(e for e in extra if e not in settings) or ' '.join(extra)}")
+    if args.command == "train":
+        args.overrides += settings
+    elif args.command == "info":
+        args.options += settings
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return {"train": cmd_train, "sample": cmd_sample, "info": cmd_info}[args.command](args)
+    except GanforgeError as e:
+        print(f"ganforge: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ganforge: interrupted; the last complete checkpoint is kept.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

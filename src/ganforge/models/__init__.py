@@ -1,0 +1,71 @@
+"""Networks, registered by short name. Models know nothing about training.
+
+A registered model is a :class:`ModelSpec`: a dataclass of constructor options (recorded in every
+run and checkpoint), a function that builds the named networks from it, and the task that trains them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from ..errors import GanforgeError
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    config_cls: type
+    build: Callable[[Any], dict[str, nn.Module]]
+    task: str
+    description: str
+
+
+MODELS: Registry[ModelSpec] = Registry("model")
+
+
+def model_config(name: str, options: dict[str, Any] | None = None):
+    """Build the config dataclass of model ``name`` from a dict of options, checking every key."""
+    spec = MODELS.get(name)
+    options = dict(options or {})
+    fields = {f.name: f for f in dataclasses.fields(spec.config_cls)}
+    unknown = sorted(set(options) - set(fields))
+    if unknown:
+        raise GanforgeError(
+            f"Unknown option {unknown[0]!r} for model {name!r}; its options are: {', '.join(fields)}."
+        )
+    cfg = spec.config_cls(**options)
+    validate = getattr(cfg, "validate", None)
+    if validate is not None:
+        validate()
+    return cfg
+
+
+def build_model(name: str, options: dict[str, Any] | None = None) -> dict[str, nn.Module]:
+    """Build the networks of model ``name`` (e.g. ``{"G": ..., "D": ...}``) from its options."""
+    spec = MODELS.get(name)
+    return spec.build(model_config(name, options))
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def init_normal_(module: nn.Module, std: float = 0.02) -> None:
+    """DCGAN initialisation: conv/linear weights N(0, std), norm weights N(1, std), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.InstanceNorm2d)) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)
+
+
+from . import dcgan, mlp  # noqa: E402,F401  (registers the models)

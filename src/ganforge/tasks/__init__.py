@@ -1,0 +1,64 @@
+"""Tasks say *what* each training phase computes; the trainer decides *how* it runs.
+
+A task lists its phases (which networks each one trains, with which optimiser settings, how many
+times per step) and computes a phase's loss from a batch. The trainer owns zero_grad, autocast,
+backward, optimiser steps, EMA, logging and checkpoints, so pix2pix (D then G on one paired batch)
+and CycleGAN (G_A+G_B then D_A+D_B) fit the same loop as the GAN of the lectures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str  # e.g. "D" or "G"; used in logs and to key optimiser state in checkpoints
+    nets: tuple[str, ...]  # the networks this phase updates (one optimiser over their parameters)
+    lr: float
+    betas: tuple[float, float] = (0.5, 0.999)
+    repeat: int = 1  # updates per training step (k D steps per G step)
+    new_batch: bool = True  # draw a fresh data batch for every update (else reuse the step's last one)
+
+
+class Task:
+    """Base class. ``nets`` maps names to the raw networks; subclasses define the phases' losses."""
+
+    ema_nets: tuple[str, ...] = ()  # networks whose weights the trainer averages when ema_decay > 0
+    sample_net: str = "G"  # the network that ``generate`` uses
+
+    def __init__(self, nets: dict[str, nn.Module], model_cfg, train_cfg) -> None:
+        self.nets = nets
+        self.model_cfg = model_cfg
+        self.cfg = train_cfg
+
+    def phases(self) -> list[Phase]:
+        raise NotImplementedError
+
+    def loss(self, phase: Phase, batch: dict[str, torch.Tensor],
+             nets: dict[str, nn.Module]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return (loss to minimise, detached scalars to log) for one update of ``phase``.
+
+        batch["image"] is float [B, C, H, W] in [-1, 1] on the training device. ``nets`` holds the
+        networks to call: the ones the phase trains may be wrapped (DDP, compile), the others are raw
+        with gradients off.
+        """
+        raise NotImplementedError
+
+    def fixed_inputs(self, n: int, seed: int) -> dict[str, torch.Tensor]:
+        """The inputs of the fixed sample grid (CPU tensors), the same for every run with ``seed``."""
+        raise NotImplementedError
+
+    def generate(self, net: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Images [N, C, H, W] in [-1, 1] from ``inputs`` (already on the net's device)."""
+        raise NotImplementedError
+
+
+TASKS: Registry[type[Task]] = Registry("task")
+
+from . import gan  # noqa: E402,F401  (registers the tasks)

@@ -1,0 +1,182 @@
+"""Checkpoints: a folder per step, written atomically.
+
+``<run>/checkpoints/step_00001000/`` holds
+- ``weights.safetensors``: every network as ``NET.param`` and EMA copies as ``ema.NET.param``;
+- ``meta.json``: format, model name and constructor options, task, step, the resolved config;
+- ``state.pt``: optimiser, scheduler, grad-scaler and RNG state and data position, plain tensors and
+  containers only, read back with ``torch.load(weights_only=True)``.
+The folder is written under a temporary name, flushed, then renamed, so a killed process leaves
+either the previous checkpoint or the new one, never half of one. Loading never unpickles code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..errors import GanforgeError
+
+FORMAT = "ganforge-checkpoint"
+VERSION = 1
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: Path, write) -> None:
+    write(path)
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def save_checkpoint(
+    ckpt_root: Path,
+    step: int,
+    nets: dict[str, nn.Module],
+    ema: dict[str, nn.Module],
+    meta: dict[str, Any],
+    state: dict[str, Any],
+    keep: int | None = None,
+    name: str | None = None,
+) -> Path:
+    """Write checkpoint ``name`` (default ``step_%08d``) atomically and keep the newest ``keep`` step folders."""
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    name = name or f"step_{step:08d}"
+    final = ckpt_root / name
+    tmp = ckpt_root / f".tmp-{name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    tensors: dict[str, torch.Tensor] = {}
+    for prefix, group in (("", nets), ("ema.", ema)):
+        for net_name, net in group.items():
+            for k, v in net.state_dict().items():
+                tensors[f"{prefix}{net_name}.{k}"] = v.detach().to("cpu", copy=True).contiguous()
+    meta = {"format": FORMAT, "version": VERSION, "step": step, "nets": sorted(nets), "ema": sorted(ema), **meta}
+    _write_file(tmp / "weights.safetensors", lambda p: save_file(tensors, str(p), metadata={"format": FORMAT}))
+    _write_file(tmp / "meta.json", lambda p: p.write_text(json.dumps(meta, indent=2)))
+    _write_file(tmp / "state.pt", lambda p: torch.save(state, p))
+    _fsync_dir(tmp)
+    if final.exists():  # re-saving the same step (e.g. "best"): swap, then remove the old one
+        old = ckpt_root / f".old-{name}-{os.getpid()}"
+        os.rename(final, old)
+        os.rename(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, final)
+    _fsync_dir(ckpt_root)
+    if keep is not None:
+        for old_step in list_checkpoints(ckpt_root)[:-keep]:
+            shutil.rmtree(old_step, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(ckpt_root: Path) -> list[Path]:
+    """Complete step checkpoints in ``ckpt_root``, oldest first."""
+    if not ckpt_root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in ckpt_root.iterdir() if (m := _STEP_DIR.match(p.name)) and p.is_dir()]
+    return [p for _, p in sorted(found)]
+
+
+def resolve_checkpoint(path: str | Path, which: str = "latest") -> Path:
+    """A checkpoint folder from a run folder (``which``: latest | best | a step number) or a checkpoint path."""
+    path = Path(path)
+    if (path / "meta.json").is_file() or (path / "weights.safetensors").is_file():
+        return path
+    if path.name in ("weights.safetensors", "meta.json", "state.pt") and path.is_file():
+        return path.parent
+    root = path / "checkpoints"
+    if not path.exists():
+        raise GanforgeError(f"No run folder or checkpoint at {str(path)!r}.")
+    steps = list_checkpoints(root)
+    if which == "latest":
+        if not steps:
+            raise GanforgeError(f"{str(path)!r} holds no checkpoint (expected {str(root)}/step_*/).")
+        return steps[-1]
+    if which == "best":
+        if not (root / "best").is_dir():
+            raise GanforgeError(f"{str(path)!r} has no 'best' checkpoint (it is kept when evaluation runs).")
+        return root / "best"
+    if str(which).isdigit():
+        p = root / f"step_{int(which):08d}"
+        if not p.is_dir():
+            have = ", ".join(str(int(s.name[5:])) for s in steps) or "none"
+            raise GanforgeError(f"{str(path)!r} has no checkpoint at step {which}; it has: {have}.")
+        return p
+    raise GanforgeError(f"Unknown checkpoint {which!r}; use latest, best or a step number.")
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    meta: dict[str, Any]
+    weights: dict[str, dict[str, torch.Tensor]]  # "G" -> state_dict, "ema.G" -> state_dict
+
+    def state(self) -> dict[str, Any]:
+        """Optimiser / RNG / data-position state (loaded with weights_only=True)."""
+        p = self.path / "state.pt"
+        try:
+            return torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as e:  # truncated zip, unpickling refused, missing file
+            raise GanforgeError(f"Training state {str(p)!r} is missing or corrupt ({type(e).__name__}).") from None
+
+
+def load_checkpoint(path: str | Path, which: str = "latest") -> Checkpoint:
+    """Read a checkpoint's metadata and weights; every failure is one GanforgeError sentence."""
+    ckpt = resolve_checkpoint(path, which)
+    try:
+        meta = json.loads((ckpt / "meta.json").read_text())
+    except (OSError, ValueError) as e:
+        raise GanforgeError(f"Checkpoint metadata {str(ckpt / 'meta.json')!r} is missing or corrupt ({e}).") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise GanforgeError(f"{str(ckpt)!r} is not a ganforge checkpoint.")
+    try:
+        flat = load_file(str(ckpt / "weights.safetensors"))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise GanforgeError(f"Checkpoint weights {str(ckpt / 'weights.safetensors')!r} are corrupt or "
+                            f"truncated ({e}).") from None
+    weights: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in flat.items():
+        head, _, rest = key.partition(".")
+        if head == "ema":
+            net, _, rest = rest.partition(".")
+            head = f"ema.{net}"
+        weights.setdefault(head, {})[rest] = value
+    return Checkpoint(ckpt, meta, weights)
+
+
+def load_state_into(net: nn.Module, state_dict: dict[str, torch.Tensor], what: str, source: Path) -> None:
+    """``net.load_state_dict`` with a one-sentence error naming the mismatch."""
+    own = net.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [k for k in own if k in state_dict and own[k].shape != state_dict[k].shape]
+    if missing or unexpected or shapes:
+        detail = (f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}" if unexpected
+                  else f"shape of {shapes[0]} is {tuple(state_dict[shapes[0]].shape)}, "
+                       f"expected {tuple(own[shapes[0]].shape)}")
+        raise GanforgeError(f"The weights of {what} in {str(source)!r} do not fit the network ({detail}); "
+                            "was it saved for another model or other options?")
+    net.load_state_dict(state_dict)
