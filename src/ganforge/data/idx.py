@@ -21,6 +21,7 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 DIGITS = [str(i) for i in range(10)]
 
+SYSTEM_DIRS = [Path("/usr/share/datasets")]  # where Debian's dataset-* packages put their files
 _SPLIT_PREFIX = {"train": "train", "test": "t10k"}
 _TORCHVISION_DIR = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
 
@@ -50,7 +51,7 @@ def cache_dir() -> Path:
 
 def _candidate_dirs(name: str, root: str | None) -> list[Path]:
     bases = [Path(p).expanduser() for p in (root, os.environ.get("GANFORGE_DATA")) if p]
-    bases += [Path("/usr/share/datasets"), cache_dir()]
+    bases += [*SYSTEM_DIRS, cache_dir()]
     out = []
     for b in bases:
         out += [b, b / name, b / _TORCHVISION_DIR[name] / "raw"]

@@ -39,9 +39,32 @@ def init_distributed(device_type: str) -> DistInfo:
 
 
 def wrap_ddp(net: nn.Module, device: torch.device) -> nn.Module:
-    """DDP wrapper for a network with trainable parameters (buffers such as BN stats come from rank 0)."""
+    """DDP wrapper for a network with trainable parameters.
+
+    Buffers are not broadcast at every forward: :func:`sync_buffers` averages them once per step.
+    """
     ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(net, device_ids=ids)
+    return nn.parallel.DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
+
+
+@torch.no_grad()
+def sync_buffers(nets: dict[str, nn.Module], info: DistInfo) -> None:
+    """Make every rank's buffers equal: floating ones (BN running mean/var) are averaged over ranks,
+    so they reflect every process's data; integer ones (batch counters) are taken from rank 0."""
+    if not info.enabled:
+        return
+    floats = [b for net in nets.values() for b in net.buffers() if b.is_floating_point()]
+    others = [b for net in nets.values() for b in net.buffers() if not b.is_floating_point()]
+    if floats:
+        flat = torch.cat([b.reshape(-1).float() for b in floats])
+        dist.all_reduce(flat)
+        flat /= info.world_size
+        offset = 0
+        for b in floats:
+            b.copy_(flat[offset:offset + b.numel()].view_as(b))
+            offset += b.numel()
+    for b in others:
+        dist.broadcast(b, src=0)
 
 
 def all_gather_object(obj, info: DistInfo) -> list:

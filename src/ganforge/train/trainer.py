@@ -19,7 +19,7 @@ from ..errors import GanforgeError
 from ..tasks import Phase, Task
 from ..viz import plot_losses, read_metrics, save_gif, save_grid, to_uint8
 from .checkpoint import Checkpoint, list_checkpoints, load_state_into, save_checkpoint
-from .distributed import DistInfo, all_gather_object, wrap_ddp
+from .distributed import DistInfo, all_gather_object, sync_buffers, wrap_ddp
 from .ema import EMA
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -235,8 +235,9 @@ class Trainer:
                 losses.append(loss.detach())
             for k, v in phase_logs.items():
                 logs[k] = v
+        sync_buffers(self.raw, self.dist)
         for e_name, e in self.ema.items():
-            e.update(self.raw[e_name], copy_only=self.step < self.cfg.ema_start)
+            e.update(self.raw[e_name], self.step - self.cfg.ema_start, copy_only=self.step < self.cfg.ema_start)
         for s in self.schedulers.values():
             s.step()
         self.step += 1
