@@ -27,7 +27,7 @@ from .errors import GanforgeError
 from .models import MODELS, count_parameters, model_config
 from .tasks import TASKS, Task
 from .train.checkpoint import Checkpoint, load_checkpoint, load_state_into, resolve_checkpoint
-from .train.distributed import DistInfo, cleanup, init_distributed
+from .train.distributed import cleanup, init_distributed
 from .train.trainer import Trainer
 from .viz import to_uint8
 

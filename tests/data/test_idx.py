@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_idx_dataset, toy_images, write_idx
 
+from conftest import make_idx_dataset, toy_images, write_idx
 from ganforge import GanforgeError, load_dataset
 from ganforge.data import BatchStream, ImageData, convert_images
 from ganforge.data.idx import read_idx

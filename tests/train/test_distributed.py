@@ -9,10 +9,10 @@ import sys
 
 import torch
 import torch.multiprocessing as mp
-from conftest import tiny_config
 from safetensors.torch import load_file
 
 import ganforge
+from conftest import tiny_config
 
 
 def _free_port() -> int:

@@ -6,11 +6,11 @@ import json
 
 import pytest
 import torch
-from conftest import tiny_config
 from PIL import Image
 from safetensors.torch import load_file
 
 import ganforge
+from conftest import tiny_config
 from ganforge.train.checkpoint import list_checkpoints
 from ganforge.train.trainer import Trainer, lr_factor
 

@@ -114,10 +114,10 @@ class BatchStream:
             self.sampler.set_epoch(epoch)
             self._order = torch.tensor(list(iter(self.sampler)), dtype=torch.long)
             self._epoch = epoch
-        idx = self._order[pos * self.batch_size:(pos + 1) * self.batch_size]
-        out = {"image": self.data.images[idx]}
+        take = self._order[pos * self.batch_size:(pos + 1) * self.batch_size]
+        out = {"image": self.data.images[take]}
         if self.data.labels is not None:
-            out["label"] = self.data.labels[idx]
+            out["label"] = self.data.labels[take]
         return out
 
 
