@@ -66,7 +66,8 @@ def no_system_data(monkeypatch):
 
 
 def test_download_code_fetches_and_verifies_files(tmp_path, monkeypatch, no_system_data, request):
-    """The online path, against a mirror served on loopback: torchvision downloads, checks MD5s, ganforge reads the result."""
+    """The online path, against a mirror served on loopback: torchvision downloads and checks MD5s,
+    ganforge reads the result."""
     from torchvision import datasets
 
     mirror = make_idx_dataset(tmp_path / "mirror", n_train=30, n_test=10)
