@@ -128,10 +128,10 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> RunRes
                         "class_names": data.class_names, "size": len(data)},
             "total_steps": total,
         }
-        if dist.is_main:
+        trainer = Trainer(task, cfg, stream, run_dir, meta, total, device, dist, resume=ckpt)
+        if dist.is_main:  # only once everything is checked, so a refused run leaves no folder behind
             run_dir.mkdir(parents=True, exist_ok=True)
             _write_json(run_dir / "config.json", {**meta, "config": cfg.to_dict(), "world_size": dist.world_size})
-        trainer = Trainer(task, cfg, stream, run_dir, meta, total, device, dist, resume=ckpt)
         trainer.fit(resumed=ckpt is not None)
         return RunResult(run_dir, trainer.step, trainer.raw)
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,12 +140,17 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
-    if isinstance(value, str):
-        try:  # YAML reads "1e-4" as a string
-            value = float(value)
-        except ValueError:
-            pass
-    return key.strip(), value
+    return key.strip(), _number(value)
+
+
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(nan|inf)$", re.IGNORECASE)
+
+
+def _number(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-4`` (no dot) as a string; read it, and nan/inf, as the float it means."""
+    if isinstance(value, str) and _NUMBER.match(value.strip()):
+        return float(value)
+    return value
 
 
 def apply_values(base: dict[str, Any], values: dict[str, Any], source: str) -> dict[str, Any]:
@@ -152,16 +158,18 @@ def apply_values(base: dict[str, Any], values: dict[str, Any], source: str) -> d
     out = dict(base)
     out["model_options"] = dict(out.get("model_options") or {})
     for key, value in values.items():
+        value = _number(value)
         if key.startswith("model."):
             out["model_options"][key[len("model."):]] = value
         elif key == "model_options":
             if not isinstance(value, dict):
                 raise GanforgeError(f"model_options in {source} must be a mapping.")
-            out["model_options"].update(value)
+            out["model_options"].update({k: _number(v) for k, v in value.items()})
         elif key in FIELDS:
             out[key] = value
-            if key in ("steps", "epochs") and value is not None:  # the later one of the two wins
-                out["epochs" if key == "steps" else "steps"] = None
+            other = "epochs" if key == "steps" else "steps"
+            if key in ("steps", "epochs") and value is not None and values.get(other) is None:
+                out[other] = None  # a later source's steps replaces an earlier source's epochs, and back
         else:
             close = [f for f in sorted(FIELDS) if key.replace("-", "_") == f]
             hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -152,6 +152,10 @@ def load_checkpoint(path: str | Path, which: str = "latest") -> Checkpoint:
         raise GanforgeError(f"Checkpoint metadata {str(ckpt / 'meta.json')!r} is missing or corrupt ({e}).") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise GanforgeError(f"{str(ckpt)!r} is not a ganforge checkpoint.")
+    for field, kind in (("model", str), ("model_options", dict), ("config", dict), ("dataset", dict)):
+        if field in meta and not isinstance(meta[field], kind):
+            raise GanforgeError(f"Checkpoint metadata {str(ckpt / 'meta.json')!r} is corrupt ({field} is not a "
+                                f"{'string' if kind is str else 'mapping'}).")
     try:
         flat = load_file(str(ckpt / "weights.safetensors"))
     except (SafetensorError, OSError, ValueError) as e:

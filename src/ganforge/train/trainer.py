@@ -170,7 +170,7 @@ class Trainer:
         net.train(was_training)
         return to_uint8(images)
 
-    def write_samples(self) -> None:
+    def write_samples(self) -> Path:
         images = self.sample_images()
         path = save_grid(images, self.samples_dir / f"step_{self.step:08d}.png")
         if self.writer is not None:
