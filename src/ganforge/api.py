@@ -128,7 +128,13 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> RunRes
                         "class_names": data.class_names, "size": len(data)},
             "total_steps": total,
         }
-        trainer = Trainer(task, cfg, stream, run_dir, meta, total, device, dist, resume=ckpt)
+        evaluator = None
+        if cfg.eval_every:
+            from .metrics.evaluation import training_evaluator
+
+            evaluator = training_evaluator(data, cfg.eval_metric, min(cfg.eval_n, len(data)), cfg.eval_extractor,
+                                           device, seed=cfg.seed) if dist.is_main else (lambda sample: None)
+        trainer = Trainer(task, cfg, stream, run_dir, meta, total, device, dist, resume=ckpt, evaluator=evaluator)
         if dist.is_main:  # only once everything is checked, so a refused run leaves no folder behind
             run_dir.mkdir(parents=True, exist_ok=True)
             _write_json(run_dir / "config.json", {**meta, "config": cfg.to_dict(), "world_size": dist.world_size})
@@ -192,26 +198,33 @@ class LoadedModel:
         self.task: Task = TASKS.get(spec.task)(self.nets, self.model_cfg, self.config)
         self.device = device
         self.class_names: list[str] = (meta.get("dataset") or {}).get("class_names", [])
+        self._inputs_key: tuple[int, int] | None = None
+        self._inputs: dict[str, torch.Tensor] = {}
+
+    def uses_ema(self, ema: bool | None = None) -> bool:
+        """Whether sampling uses EMA weights: by default when the checkpoint has them."""
+        return (self.task.sample_net in self.ema) if ema is None else ema
 
     def generator(self, ema: bool | None = None) -> nn.Module:
         name = self.task.sample_net
-        if ema is None:
-            ema = name in self.ema
-        if ema and name not in self.ema:
+        if self.uses_ema(ema) and name not in self.ema:
             raise GanforgeError(f"{str(self.path)!r} has no EMA weights (train with ema_decay > 0); use --no-ema.")
-        return self.ema[name] if ema else self.nets[name]
+        return self.ema[name] if self.uses_ema(ema) else self.nets[name]
 
     @torch.no_grad()
+    def sample_batch(self, n: int, seed: int, start: int, count: int, ema: bool | None = None) -> torch.Tensor:
+        """Images ``start`` .. ``start + count`` of ``sample(n, seed)`` as uint8 [count, C, H, W]."""
+        if self._inputs_key != (n, seed):
+            self._inputs = self.task.fixed_inputs(n, seed)
+            self._inputs_key = (n, seed)
+        chunk = {k: v[start:start + count].to(self.device) for k, v in self._inputs.items()}
+        return to_uint8(self.task.generate(self.generator(ema), chunk))
+
     def sample(self, n: int, seed: int = 0, ema: bool | None = None, batch_size: int = 256) -> np.ndarray:
         """n images as uint8 [n, H, W, C], reproducible for a given seed."""
         if n < 1:
             raise GanforgeError(f"The number of samples must be positive, got {n}.")
-        G = self.generator(ema)
-        inputs = self.task.fixed_inputs(n, seed)
-        out = []
-        for start in range(0, n, batch_size):
-            chunk = {k: v[start:start + batch_size].to(self.device) for k, v in inputs.items()}
-            out.append(to_uint8(self.task.generate(G, chunk)))
+        out = [self.sample_batch(n, seed, s, min(batch_size, n - s), ema) for s in range(0, n, batch_size)]
         return torch.cat(out).permute(0, 2, 3, 1).numpy()
 
 

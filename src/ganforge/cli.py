@@ -58,6 +58,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--nrow", type=int, help="images per row in the PNG grid")
     s.add_argument("--device", default="cpu")
 
+    e = sub.add_parser("eval", help="FID, KID, IS, precision/recall, density/coverage of a run or of samples",
+                       formatter_class=fmt, epilog=(
+                           "Prints one JSON object (and appends it to a run's metrics.jsonl). The reference\n"
+                           "features of a dataset are cached; the real-vs-real FID (train vs test, same N) is\n"
+                           "printed beside every FID as the floor. Extractors: fmnist (offline, default for\n"
+                           "small grayscale images), inception (the standard FID network; --weights or cache)."))
+    e.add_argument("source", metavar="RUN_DIR|SAMPLES.npz|IMAGE_DIR")
+    e.add_argument("--against", help="DATASET name, IMAGE_DIR or FID STATS.npz (default: the run's dataset)")
+    e.add_argument("--metrics", default="fid", help="comma-separated: fid,kid,is,pr,dc (default fid)")
+    e.add_argument("--extractor", help="fmnist | inception | a registered name (default by image size)")
+    e.add_argument("--n", type=int, help="generated images (default 10000 for a run; all for files)")
+    e.add_argument("--ckpt", default="latest", help="latest | best | STEP")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--weights", help="extractor weights file")
+    e.add_argument("--split", default="train", help="reference split of a dataset (default train)")
+    e.add_argument("--data-root", help="folder holding the reference dataset files")
+    e.add_argument("--ema", dest="ema", action="store_true", default=None)
+    e.add_argument("--no-ema", dest="ema", action="store_false")
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--batch-size", type=int, default=100)
+
     i = sub.add_parser("info", help="print parameter counts of a model as JSON", formatter_class=fmt,
                        epilog=_registry_text())
     i.add_argument("model")
@@ -118,6 +139,20 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .metrics import evaluate
+
+    if args.n is not None and args.n < 2:
+        from .errors import GanforgeError
+
+        raise GanforgeError(f"--n must be at least 2 for any metric, got {args.n}.")
+    result = evaluate(args.source, against=args.against, metrics=args.metrics.split(","), extractor=args.extractor,
+                      n=args.n, ckpt=args.ckpt, seed=args.seed, weights=args.weights, device=args.device,
+                      batch_size=args.batch_size, ema=args.ema, data_root=args.data_root, split=args.split)
+    print(json.dumps(result))
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from .api import info
     from .config import parse_override
@@ -147,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return {"train": cmd_train, "sample": cmd_sample, "info": cmd_info}[args.command](args)
+        return {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info}[args.command](args)
     except GanforgeError as e:
         print(f"ganforge: error: {e}", file=sys.stderr)
         return 2

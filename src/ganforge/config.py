@@ -60,6 +60,11 @@ class TrainConfig:
     ckpt_every: int = 1000  # steps between checkpoints (0 = only at the end)
     keep_ckpts: int = 3  # how many recent checkpoints to keep
     n_samples: int = 64  # images in each fixed-noise grid
+    # evaluation during training (keeps checkpoints/best by eval_metric)
+    eval_every: int = 0  # steps between evaluations (0 = never)
+    eval_metric: str = "fid"  # fid | kid | is | pr | dc: what "best" means
+    eval_n: int = 2000  # generated (and reference) images per evaluation
+    eval_extractor: str | None = None  # feature extractor (None: fmnist for small grayscale, else inception)
     progress: bool = True  # show a progress bar
 
     def validate(self) -> None:
@@ -72,14 +77,14 @@ class TrainConfig:
                 sign = "zero or positive" if allow_zero else "positive"
                 raise GanforgeError(f"{name} must be {sign}, got {v!r}.")
 
-        for name in ("batch_size", "d_steps", "lr_g", "lr_d", "n_samples", "log_every", "keep_ckpts"):
+        for name in ("batch_size", "d_steps", "lr_g", "lr_d", "n_samples", "log_every", "keep_ckpts", "eval_n"):
             positive(name)
-        for name in ("gp_weight", "sample_every", "ckpt_every", "ema_start"):
+        for name in ("gp_weight", "sample_every", "ckpt_every", "ema_start", "eval_every"):
             positive(name, allow_zero=True)
         for name in ("steps", "epochs", "image_size", "channels"):
             positive(name)
         for name in ("batch_size", "d_steps", "n_samples", "log_every", "keep_ckpts", "sample_every",
-                     "ckpt_every", "ema_start"):
+                     "ckpt_every", "ema_start", "eval_every", "eval_n"):
             if not isinstance(getattr(self, name), int):
                 raise GanforgeError(f"{name} must be an integer, got {getattr(self, name)!r}.")
         if self.steps is not None and self.epochs is not None:
@@ -98,6 +103,8 @@ class TrainConfig:
             raise GanforgeError(
                 f"Unknown lr_schedule {self.lr_schedule!r}; choose one of: {', '.join(LR_SCHEDULES)}."
             )
+        if self.eval_metric not in ("fid", "kid", "is", "pr", "dc"):
+            raise GanforgeError(f"Unknown eval_metric {self.eval_metric!r}; choose one of: fid, kid, is, pr, dc.")
         if not isinstance(self.model_options, dict):
             raise GanforgeError("model_options must be a mapping of model option names to values.")
 

@@ -215,3 +215,24 @@ def _square(im: Image.Image, size: int) -> Image.Image:
     # Resampling only this box equals resizing the whole image and cropping its center (the filter
     # still reads the pixels just outside the box), without rounding the longer side to whole pixels.
     return im.resize((size, size), Image.Resampling.BICUBIC, box=box)
+
+
+def list_images(root: Path) -> tuple[list[Path], list[int] | None, list[str]]:
+    """(image files under ``root`` in sorted order, their labels or None, class names), either layout."""
+    root = Path(root)
+    if not root.is_dir():
+        raise GanforgeError(f"Image folder '{root}' does not exist or is not a folder.")
+    return _find_images(root)
+
+
+def read_image(path: Path) -> np.ndarray | None:
+    """One image file at its own size as uint8 [C, H, W] (C = 1 or 3, the folder loader's conversions),
+    or None when it cannot be decoded."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+        arr = np.asarray(_to_l_or_rgb(im))
+    except Exception:  # Pillow raises many types on corrupt data
+        return None
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)

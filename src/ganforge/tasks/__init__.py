@@ -9,6 +9,7 @@ and CycleGAN (G_A+G_B then D_A+D_B) fit the same loop as the GAN of the lectures
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -57,6 +58,16 @@ class Task:
     def generate(self, net: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Images [N, C, H, W] in [-1, 1] from ``inputs`` (already on the net's device)."""
         raise NotImplementedError
+
+    def render_samples(self, net: nn.Module, inputs: dict[str, torch.Tensor], path: Path, step: int) -> None:
+        """Write the picture of training at ``step`` to ``path`` (PNG); by default a grid of generated images.
+
+        The trainer calls it every ``sample_every`` steps (net in eval mode, no grad) and animates the
+        frames into progress.gif; tasks whose outputs are not images (e.g. toy 1-D/2-D data) override it.
+        """
+        from ..viz import save_grid, to_uint8
+
+        save_grid(to_uint8(self.generate(net, inputs)), path)
 
 
 TASKS: Registry[type[Task]] = Registry("task")

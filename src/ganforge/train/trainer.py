@@ -4,18 +4,22 @@ EMA, logging, samples, checkpoints and resume. The task says *what* each phase c
 from __future__ import annotations
 
 import json
-import math
+import shutil
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from ..config import TrainConfig
 from ..data import BatchStream
 from ..errors import GanforgeError
+from ..metrics.evaluation import better
 from ..tasks import Phase, Task
 from ..viz import plot_losses, read_metrics, save_gif, save_grid, to_uint8
 from .checkpoint import Checkpoint, list_checkpoints, load_state_into, save_checkpoint
@@ -62,6 +66,7 @@ class Trainer:
         device: torch.device,
         dist: DistInfo | None = None,
         resume: Checkpoint | None = None,
+        evaluator: Callable[[Callable[[int, int], torch.Tensor]], dict[str, Any]] | None = None,
     ) -> None:
         self.task, self.cfg, self.stream, self.meta = task, cfg, stream, meta
         self.run_dir = Path(run_dir)
@@ -72,6 +77,8 @@ class Trainer:
         self.raw: dict[str, nn.Module] = task.nets
         self.step = 0
         self.batches_seen = 0
+        self.evaluator = evaluator
+        self.best: dict[str, Any] = {}  # {"name", "value", "step"} of the best evaluation so far
 
         if cfg.precision == "fp16" and device.type != "cuda":
             raise GanforgeError("precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU.")
@@ -127,6 +134,7 @@ class Trainer:
     def _load_state(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])
         self.batches_seen = int(state["batches_seen"])
+        self.best = dict(state.get("best") or {})
         for k, o in self.optimizers.items():
             o.load_state_dict(state["optim"][k])
             self.schedulers[k].load_state_dict(state["sched"][k])
@@ -141,40 +149,74 @@ class Trainer:
         return {
             "step": self.step,
             "batches_seen": self.batches_seen,
+            "best": self.best,
             "optim": {k: o.state_dict() for k, o in self.optimizers.items()},
             "sched": {k: s.state_dict() for k, s in self.schedulers.items()},
             "scaler": {k: s.state_dict() for k, s in self.scalers.items()},
             "rng": all_gather_object(rng_state(self.device), self.dist),
         }
 
-    def save(self) -> Path | None:
-        """Write a checkpoint of the current step (rank 0 writes; every rank contributes its RNG)."""
+    def save(self, name: str | None = None) -> Path | None:
+        """Write a checkpoint of the current step (rank 0 writes; every rank contributes its RNG).
+
+        ``name`` ("best") writes a named checkpoint outside the rotation of the step checkpoints."""
         state = self._state()
-        self._saved_step = self.step
+        if name is None:
+            self._saved_step = self.step
         if not self.is_main:
             return None
         return save_checkpoint(
             self.ckpt_dir, self.step, self.raw, {n: e.module for n, e in self.ema.items()},
-            meta={**self.meta, "config": self.cfg.to_dict()}, state=state, keep=self.cfg.keep_ckpts,
+            meta={**self.meta, "config": self.cfg.to_dict(), **({"best": self.best} if name else {})},
+            state=state, keep=None if name else self.cfg.keep_ckpts, name=name,
         )
 
+    def evaluate(self) -> None:
+        """Run the evaluator on the sample network (rank 0), log it, and keep checkpoints/best."""
+        result = None
+        if self.is_main:
+            net = self.sample_net()
+            was_training = net.training
+            net.eval()
+            inputs = self.task.fixed_inputs(self.cfg.eval_n, self.cfg.seed + 1)
+
+            def sample(start: int, count: int) -> torch.Tensor:
+                chunk = {k: v[start:start + count].to(self.device) for k, v in inputs.items()}
+                with torch.no_grad():
+                    return to_uint8(self.task.generate(net, chunk))
+
+            result = self.evaluator(sample)
+            net.train(was_training)
+        result = all_gather_object(result, self.dist)[0]
+        improved = better(result["name"], result["value"], self.best.get("value"))
+        if improved:
+            self.best = {"name": result["name"], "value": result["value"], "step": self.step}
+        if self.is_main:
+            row = {"step": self.step, **{f"eval_{k}": v for k, v in result.items()
+                                         if isinstance(v, (int, float)) and k != "value"}}
+            self._log(row)
+        if improved:
+            self.save("best")
+
     # ------------------------------------------------------------------ pictures
-    def sample_images(self) -> torch.Tensor:
-        """uint8 [N, C, H, W] from the fixed inputs, with the EMA generator when there is one."""
+    def sample_net(self) -> nn.Module:
+        """The network the pictures come from: the EMA copy when there is one."""
         name = self.task.sample_net
-        net = self.ema[name].module if name in self.ema else self.raw[name]
-        was_training = net.training
-        net.eval()
-        with torch.no_grad():
-            images = self.task.generate(net, self.fixed)
-        net.train(was_training)
-        return to_uint8(images)
+        return self.ema[name].module if name in self.ema else self.raw[name]
 
     def write_samples(self) -> Path:
-        images = self.sample_images()
-        path = save_grid(images, self.samples_dir / f"step_{self.step:08d}.png")
+        """The task's picture of the fixed inputs at this step -> samples/step_N.png (and TensorBoard)."""
+        net = self.sample_net()
+        was_training = net.training
+        net.eval()
+        path = self.samples_dir / f"step_{self.step:08d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with torch.no_grad():
+            self.task.render_samples(net, self.fixed, path, self.step)
+        net.train(was_training)
         if self.writer is not None:
-            self.writer.add_image("samples", images_to_grid_tensor(images), self.step)
+            with Image.open(path) as im:
+                self.writer.add_image("samples", np.asarray(im.convert("RGB")), self.step, dataformats="HWC")
         return path
 
     # ------------------------------------------------------------------ loop
@@ -182,7 +224,7 @@ class Trainer:
         out = {}
         for k, v in batch.items():
             v = v.to(self.device, non_blocking=True)
-            if k == "image" or v.dtype == torch.uint8:
+            if v.dtype == torch.uint8:  # images: uint8 [0, 255] -> float [-1, 1]
                 v = v.float().div_(127.5).sub_(1.0)
                 if self.cfg.channels_last and v.dim() == 4:
                     v = v.contiguous(memory_format=torch.channels_last)
@@ -288,6 +330,9 @@ class Trainer:
                     t0, steps0 = time.perf_counter(), self.step
                 if self.is_main and cfg.sample_every and self.step % cfg.sample_every == 0:
                     self.write_samples()
+                if self.evaluator and cfg.eval_every and (self.step % cfg.eval_every == 0
+                                                          or self.step == self.total_steps):
+                    self.evaluate()
                 if cfg.ckpt_every and self.step % cfg.ckpt_every == 0 and self.step < self.total_steps:
                     self.save()
         finally:
@@ -305,7 +350,7 @@ class Trainer:
         final = self.samples_dir / f"step_{self.step:08d}.png"
         if not final.exists():
             self.write_samples()
-        save_grid(self.sample_images(), self.run_dir / "samples.png")
+        shutil.copyfile(final, self.run_dir / "samples.png")
         frames = sorted(self.samples_dir.glob("step_*.png"))
         if frames:
             save_gif(frames, self.run_dir / "progress.gif", captions=[f"step {int(f.stem[5:])}" for f in frames])
@@ -313,8 +358,3 @@ class Trainer:
         if self.writer is not None:
             self.writer.close()
 
-
-def images_to_grid_tensor(images: torch.Tensor) -> torch.Tensor:
-    from torchvision.utils import make_grid
-
-    return make_grid(images, nrow=max(1, int(math.sqrt(images.shape[0]))), padding=2)
