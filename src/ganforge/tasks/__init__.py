@@ -69,6 +69,12 @@ class Task:
 
         save_grid(to_uint8(self.generate(net, inputs)), path)
 
+    def render_real(self, batch: dict[str, torch.Tensor], path: Path, n: int) -> None:
+        """Write a picture of real training data (a CPU batch as the data stream gives it) to ``path``."""
+        from ..viz import save_grid
+
+        save_grid(batch["image"][:n], path)
+
 
 TASKS: Registry[type[Task]] = Registry("task")
 

@@ -21,7 +21,7 @@ from ..data import BatchStream
 from ..errors import GanforgeError
 from ..metrics.evaluation import better
 from ..tasks import Phase, Task
-from ..viz import plot_losses, read_metrics, save_gif, save_grid, to_uint8
+from ..viz import plot_losses, read_metrics, save_gif, to_uint8
 from .checkpoint import Checkpoint, list_checkpoints, load_state_into, save_checkpoint
 from .distributed import DistInfo, all_gather_object, sync_buffers, wrap_ddp
 from .ema import EMA
@@ -303,8 +303,7 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not (cfg.progress and self.is_main),
                    dynamic_ncols=True, unit="step", mininterval=1.0)
         if self.is_main and self.step == 0:
-            real = self.stream.batch(0)["image"][: cfg.n_samples]
-            save_grid(real, self.run_dir / "real_samples.png")
+            self.task.render_real(self.stream.batch(0), self.run_dir / "real_samples.png", cfg.n_samples)
             self.write_samples()
         images_per_step = self.stream.batch_size * self.dist.world_size
         acc: dict[str, torch.Tensor] = {}
