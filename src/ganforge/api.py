@@ -69,6 +69,9 @@ def _fill_model_options(cfg: TrainConfig, image_size: int, channels: int, num_cl
             )
         if key in fields:
             opts[key] = value
+    if "dim" in fields and opts.setdefault("dim", channels) != channels:  # toy points [N, dim]
+        raise GanforgeError(f"Model option dim={opts['dim']} does not match the data, which is {channels}-D; "
+                            "leave dim out to take it from the data.")
     if "num_classes" in fields and opts.get("num_classes", 0) and opts["num_classes"] != num_classes:
         raise GanforgeError(f"Model option num_classes={opts['num_classes']} does not match the data's "
                             f"{num_classes} classes.")

@@ -79,6 +79,30 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="cpu")
     e.add_argument("--batch-size", type=int, default=100)
 
+    y = sub.add_parser("toy", help="watch a GAN learn 1-D / 2-D toy data (figure 1 of Goodfellow et al., GAN Lab)",
+                       formatter_class=fmt, epilog=(
+                           "data: gaussian1d, mixture1d, uniform1d, ring2d, grid2d, moons2d, spiral2d, line2d, or a\n"
+                           ".csv/.txt/.npy file of your own 1-D samples or 2-D points (centred and scaled to unit\n"
+                           "standard deviation). Writes RUN_DIR/samples/step_*.png, progress.gif, losses.png,\n"
+                           "divergence.png, toy_metrics.jsonl; with --compare one run per loss in RUN_DIR/<loss>/\n"
+                           "and compare.gif, compare.png, compare_curves.png. Other TrainConfig fields as key=value."))
+    y.add_argument("--data", required=True, help="toy distribution name or a file of points")
+    y.add_argument("--out", help="run folder to create (default runs/toy-<data>)")
+    losses = y.add_mutually_exclusive_group()
+    losses.add_argument("--loss", help="minimax | nonsaturating (default) | lsgan | hinge | wgan-gp")
+    losses.add_argument("--compare", metavar="LOSS[:K],LOSS[:K],...",
+                        help="train once per loss (optionally with K D steps), same data and seed, side by side")
+    y.add_argument("--steps", type=int, help="generator steps (default 3000 for 1-D data, 5000 for 2-D)")
+    y.add_argument("--d-steps", type=int, help="k: discriminator updates per generator update (default 1)")
+    y.add_argument("--lr-g", type=float, help="Adam learning rate of G (default 2e-4)")
+    y.add_argument("--lr-d", type=float, help="Adam learning rate of D (default 2e-3; betas: beta1=, beta2=)")
+    y.add_argument("--batch-size", type=int, help="points per batch (default 256)")
+    y.add_argument("--z", choices=("uniform", "normal"), help="noise: uniform on [-1, 1] (default) or normal")
+    y.add_argument("--frames", type=int, default=60, help="pictures over training (default 60)")
+    y.add_argument("--seed", type=int)
+    y.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps (default cpu)")
+    y.add_argument("--progress", action="store_true", help="show a progress bar")
+
     i = sub.add_parser("info", help="print parameter counts of a model as JSON", formatter_class=fmt,
                        epilog=_registry_text())
     i.add_argument("model")
@@ -153,6 +177,33 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_toy(args: argparse.Namespace) -> int:
+    from .tasks.toy import compare_toy, toy_config, train_toy
+
+    flags = {"steps": args.steps, "d_steps": args.d_steps, "lr_g": args.lr_g, "lr_d": args.lr_d,
+             "batch_size": args.batch_size, "seed": args.seed, "device": args.device or "cpu",
+             "loss": args.loss, "progress": True if args.progress else None}
+    if args.z:
+        flags["model_options"] = {"z_dist": args.z}
+    cfg = toy_config(args.data, flags, args.overrides, frames=args.frames)
+    out = Path(args.out or f"runs/toy-{Path(args.data).stem}")
+    if args.compare:
+        runs = compare_toy(cfg, args.compare, out)
+        for label, run in runs.items():
+            print(_toy_summary(label, run))
+        print(f"Side by side: {out}/compare.gif, {out}/compare.png, {out}/compare_curves.png")
+    else:
+        run = train_toy(cfg, out)
+        print(_toy_summary(cfg.loss, run))
+        print(f"Pictures: {out}/progress.gif, {out}/samples.png, {out}/losses.png, {out}/divergence.png")
+    return 0
+
+
+def _toy_summary(label: str, run: dict) -> str:
+    w = f"W1 {run['w1']:.4f}" if "w1" in run else f"sliced W1 {run.get('sw1', float('nan')):.4f}"
+    return f"{label}: step {run['step']}, {w}, JS {run.get('js', float('nan')):.4f} -> {run['run_dir']}/"
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from .api import info
     from .config import parse_override
@@ -172,17 +223,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     settings = [e for e in extra if "=" in e and not e.startswith("-")]
-    if len(settings) != len(extra) or (settings and args.command not in ("train", "info")):
+    if len(settings) != len(extra) or (settings and args.command not in ("train", "info", "toy")):
         parser.error(f"unrecognized arguments: {' '.join(e for e in extra if e not in settings) or ' '.join(extra)}")
     if args.command == "train":
         args.overrides += settings
     elif args.command == "info":
         args.options += settings
+    elif args.command == "toy":
+        args.overrides = settings
     if args.command is None:
         parser.print_help()
         return 2
     try:
-        return {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info}[args.command](args)
+        return {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info,
+                "toy": cmd_toy}[args.command](args)
     except GanforgeError as e:
         print(f"ganforge: error: {e}", file=sys.stderr)
         return 2

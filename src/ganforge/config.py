@@ -67,6 +67,12 @@ class TrainConfig:
     eval_extractor: str | None = None  # feature extractor (None: fmnist for small grayscale, else inception)
     progress: bool = True  # show a progress bar
 
+    def __post_init__(self) -> None:
+        for name in ("gp_weight", "lr_g", "lr_d", "beta1", "beta2", "lr_decay_start", "ema_decay"):
+            v = getattr(self, name)
+            if isinstance(v, int) and not isinstance(v, bool):  # beta1=0 on the command line is an int
+                setattr(self, name, float(v))
+
     def validate(self) -> None:
         """Raise GanforgeError with one sentence for the first invalid value."""
         def positive(name: str, allow_zero: bool = False) -> None:

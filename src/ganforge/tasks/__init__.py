@@ -78,4 +78,4 @@ class Task:
 
 TASKS: Registry[type[Task]] = Registry("task")
 
-from . import gan  # noqa: E402,F401  (registers the tasks)
+from . import gan, toy  # noqa: E402,F401  (registers the tasks; toy also registers the toy datasets)
