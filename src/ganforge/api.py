@@ -217,6 +217,9 @@ class LoadedModel:
     @torch.no_grad()
     def sample_batch(self, n: int, seed: int, start: int, count: int, ema: bool | None = None) -> torch.Tensor:
         """Images ``start`` .. ``start + count`` of ``sample(n, seed)`` as uint8 [count, C, H, W]."""
+        if not self.task.makes_images:
+            raise GanforgeError(f"{str(self.path)!r} is a {self.name} run: it generates points, not images, so it "
+                                "cannot be sampled as images or evaluated; its pictures are in the run's samples/.")
         if self._inputs_key != (n, seed):
             self._inputs = self.task.fixed_inputs(n, seed)
             self._inputs_key = (n, seed)

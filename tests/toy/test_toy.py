@@ -263,3 +263,15 @@ def test_same_seed_gives_identical_weights(tmp_path):
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_sampling_a_toy_run_as_images_is_one_clear_error(tmp_path, capsys):
+    from ganforge.cli import main as cli_main
+
+    run = tmp_path / "toy"
+    assert cli_main(["toy", "--data", "gaussian1d", "--steps", "20", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert cli_main(["sample", str(run), "--n", "4", "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "generates points, not images" in err and err.count("\n") == 1
+    assert not (tmp_path / "x.png").exists()

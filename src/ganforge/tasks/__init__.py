@@ -32,6 +32,7 @@ class Task:
 
     ema_nets: tuple[str, ...] = ()  # networks whose weights the trainer averages when ema_decay > 0
     sample_net: str = "G"  # the network that ``generate`` uses
+    makes_images: bool = True  # False for tasks whose samples are points (toy data): no grids, no image metrics
 
     def __init__(self, nets: dict[str, nn.Module], model_cfg, train_cfg) -> None:
         self.nets = nets

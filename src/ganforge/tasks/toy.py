@@ -101,6 +101,8 @@ class _Scene:
 class ToyGANTask(GANTask):
     """GANTask on points [B, dim]; renders figure-1 (1-D) or GAN Lab (2-D) frames with divergence estimates."""
 
+    makes_images = False
+
     def __init__(self, nets, model_cfg, train_cfg) -> None:
         super().__init__(nets, model_cfg, train_cfg)
         self.nz = model_cfg.latent_dim
