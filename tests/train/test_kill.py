@@ -41,4 +41,4 @@ def test_sigkill_at_random_moments_leaves_a_loadable_checkpoint(idx_root, tmp_pa
         assert model.sample(2).shape == (2, 28, 28, 1)
         assert ganforge.api.load_checkpoint(run).state()["step"] == model.step
     ckpts = list_checkpoints(run / "checkpoints")
-    assert 1 <= len(ckpts) <= 3  # keep_ckpts=2, plus possibly one whose pruning was interrupted
+    assert len(ckpts) in (1, 2, 3)  # keep_ckpts=2, plus possibly one whose pruning was interrupted
