@@ -58,9 +58,46 @@ def info(model: str, options: dict[str, Any] | None = None) -> dict[str, int]:
     return {name: count_parameters(net) for name, net in nets.items()}
 
 
-def _fill_model_options(cfg: TrainConfig, image_size: int, channels: int, num_classes: int) -> dict[str, Any]:
+def load_training_data(cfg: TrainConfig, task_cls: type[Task], split: str | None = None, augment: bool = True):
+    """The data ``cfg`` trains on: ImageData, or PairedData for paired tasks (pix2pix)."""
+    split = split or cfg.split
+    if getattr(task_cls, "data_kind", "images") == "paired":
+        from .data.paired import load_paired
+
+        if augment:
+            return load_paired(cfg.data, cfg.data_root, split, direction=cfg.direction, load_size=cfg.load_size,
+                               crop_size=cfg.image_size, flip=cfg.flip, channels_B=cfg.channels, derive=cfg.derive)
+        return load_paired(cfg.data, cfg.data_root, split, direction=cfg.direction, load_size=cfg.image_size,
+                           crop_size=cfg.image_size, flip=False, channels_B=cfg.channels, derive=cfg.derive)
+    if cfg.derive:
+        raise GanforgeError(f"derive={cfg.derive} makes input/target pairs; it applies to paired models such as "
+                            f"pix2pix, not to {cfg.model}.")
+    return load_dataset(cfg.data, cfg.data_root, split, cfg.image_size, cfg.channels)
+
+
+def held_out_pairs(cfg: TrainConfig, task_cls: type[Task], n: int, image_size: int) -> dict[str, torch.Tensor]:
+    """The first ``n`` pairs of the held-out split (test, else val, else train) without augmentation."""
+    cfg = dataclasses.replace(cfg, image_size=image_size)
+    for split in ("test", "val", "train"):
+        try:
+            data = load_training_data(cfg, task_cls, split, augment=False)
+        except GanforgeError:
+            continue
+        return {"A": data.A[:n].clone(), "B": data.B[:n].clone()}
+    raise GanforgeError(f"No split of {cfg.data!r} could be read for the sample pictures.")
+
+
+def _fill_model_options(cfg: TrainConfig, data) -> dict[str, Any]:
+    image_size, channels = data.image_size, data.channels
+    num_classes = len(data.class_names) if data.labels is not None else 0
     opts = dict(cfg.model_options)
     fields = {f.name for f in dataclasses.fields(MODELS.get(cfg.model).config_cls)}
+    paired = (("input_nc", getattr(data, "channels_A", None)), ("output_nc", getattr(data, "channels_B", None)))
+    for key, value in paired:
+        if key in fields and value is not None:
+            if key in opts and opts[key] != value:
+                raise GanforgeError(f"Model option {key}={opts[key]} does not match the data's {value} channels.")
+            opts[key] = value
     for key, value in (("image_size", image_size), ("channels", channels)):
         if key in opts and opts[key] != value:
             raise GanforgeError(
@@ -75,14 +112,21 @@ def _fill_model_options(cfg: TrainConfig, image_size: int, channels: int, num_cl
     if "num_classes" in fields and opts.get("num_classes", 0) and opts["num_classes"] != num_classes:
         raise GanforgeError(f"Model option num_classes={opts['num_classes']} does not match the data's "
                             f"{num_classes} classes.")
+    if getattr(MODELS.get(cfg.model).config_cls, "needs_labels", False):
+        if not num_classes:
+            raise GanforgeError(f"{cfg.model} is class-conditional but the data {cfg.data!r} has no labels; use a "
+                                "labelled dataset (fashion-mnist, mnist) or a folder with one subfolder per class.")
+        opts["num_classes"] = num_classes
     return opts
 
 
-def _total_steps(cfg: TrainConfig, stream: BatchStream) -> int:
+def _total_steps(cfg: TrainConfig, stream: BatchStream, task: Task) -> int:
+    """cfg.steps, or the steps that make cfg.epochs passes over the data (by the batches a step draws)."""
     if cfg.steps is not None:
         return cfg.steps
     epochs = cfg.epochs if cfg.epochs is not None else 5.0
-    return max(1, math.ceil(epochs * stream.batches_per_epoch / cfg.d_steps))
+    per_step = (1 if task.shared_forward else 0) + sum(p.repeat for p in task.phases() if p.new_batch)
+    return max(1, math.ceil(epochs * stream.batches_per_epoch / max(1, per_step)))
 
 
 @dataclass
@@ -113,14 +157,20 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> RunRes
     try:
         device = resolve_device(cfg.device, dist.local_rank)
         torch.manual_seed(cfg.seed)
-        data = load_dataset(cfg.data, cfg.data_root, cfg.split, cfg.image_size, cfg.channels)
-        n_classes = len(data.class_names) if data.labels is not None else 0
         spec = MODELS.get(cfg.model)
-        model_cfg = model_config(cfg.model, _fill_model_options(cfg, data.image_size, data.channels, n_classes))
+        task_cls = TASKS.get(spec.task)
+        if getattr(task_cls, "data_kind", "images") == "paired" and cfg.eval_every:
+            raise GanforgeError(f"eval_every is for models that sample from noise; evaluate {cfg.model} on held-out "
+                                "pairs with ganforge translate RUN --data DATA --split test.")
+        data = load_training_data(cfg, task_cls)
+        model_cfg = model_config(cfg.model, _fill_model_options(cfg, data))
         nets = spec.build(model_cfg)
-        task: Task = TASKS.get(spec.task)(nets, model_cfg, cfg)
+        task: Task = task_cls(nets, model_cfg, cfg)
+        task.class_names = list(data.class_names)
+        if getattr(task_cls, "data_kind", "images") == "paired":
+            task.pairs = held_out_pairs(cfg, task_cls, cfg.n_samples, data.image_size)
         stream = BatchStream(data, cfg.batch_size, cfg.seed, dist.rank, dist.world_size)
-        total = _total_steps(cfg, stream)
+        total = _total_steps(cfg, stream, task)
         if dist.rank > 0:
             torch.manual_seed(cfg.seed + dist.rank)
         meta = {
@@ -128,7 +178,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> RunRes
             "model_options": dataclasses.asdict(model_cfg),
             "task": spec.task,
             "dataset": {"name": data.name or cfg.data, "image_size": data.image_size, "channels": data.channels,
-                        "class_names": data.class_names, "size": len(data)},
+                        "class_names": data.class_names, "size": len(data),
+                        **({"channels_A": data.channels_A} if hasattr(data, "channels_A") else {})},
             "total_steps": total,
         }
         evaluator = None
@@ -200,7 +251,8 @@ class LoadedModel:
         self.config = config_from_dict(meta.get("config") or {})
         self.task: Task = TASKS.get(spec.task)(self.nets, self.model_cfg, self.config)
         self.device = device
-        self.class_names: list[str] = (meta.get("dataset") or {}).get("class_names", [])
+        self.class_names: list[str] = list((meta.get("dataset") or {}).get("class_names") or [])
+        self.task.class_names = self.class_names
         self._inputs_key: tuple[int, int] | None = None
         self._inputs: dict[str, torch.Tensor] = {}
 
@@ -214,23 +266,60 @@ class LoadedModel:
             raise GanforgeError(f"{str(self.path)!r} has no EMA weights (train with ema_decay > 0); use --no-ema.")
         return self.ema[name] if self.uses_ema(ema) else self.nets[name]
 
+    @property
+    def num_classes(self) -> int:
+        """Number of classes of a class-conditional model (0 for an unconditional one)."""
+        return int(getattr(self.task, "num_classes", 0))
+
+    def class_index(self, name_or_index: str | int) -> int:
+        """The label index of a class given by name (case-insensitive) or index."""
+        k = self.num_classes
+        if not k:
+            raise GanforgeError(f"{str(self.path)!r} is an unconditional {self.name} model; it takes no class.")
+        names = self.class_names or [str(i) for i in range(k)]
+        text = str(name_or_index).strip()
+        for i, name in enumerate(names):
+            if name.lower() == text.lower():
+                return i
+        if text.lstrip("-").isdigit() and 0 <= int(text) < k:
+            return int(text)
+        raise GanforgeError(f"Unknown class {text!r}; choose a name ({', '.join(names)}) or an index 0..{k - 1}.")
+
+    def inputs(self, n: int, seed: int, label: int | None = None) -> dict[str, torch.Tensor]:
+        """The generator inputs of ``sample(n, seed, label=...)`` (CPU tensors; z and, if conditional, y)."""
+        if self._inputs_key != (n, seed):
+            self._inputs = self.task.fixed_inputs(n, seed)
+            self._inputs_key = (n, seed)
+        inputs = dict(self._inputs)
+        if label is not None:
+            if not self.num_classes:
+                raise GanforgeError(f"{str(self.path)!r} is an unconditional {self.name} model; it takes no class.")
+            inputs["y"] = torch.full((n,), int(label), dtype=torch.long)
+        return inputs
+
     @torch.no_grad()
-    def sample_batch(self, n: int, seed: int, start: int, count: int, ema: bool | None = None) -> torch.Tensor:
+    def sample_batch(self, n: int, seed: int, start: int, count: int, ema: bool | None = None,
+                     label: int | None = None) -> torch.Tensor:
         """Images ``start`` .. ``start + count`` of ``sample(n, seed)`` as uint8 [count, C, H, W]."""
         if not self.task.makes_images:
             raise GanforgeError(f"{str(self.path)!r} is a {self.name} run: it generates points, not images, so it "
                                 "cannot be sampled as images or evaluated; its pictures are in the run's samples/.")
-        if self._inputs_key != (n, seed):
-            self._inputs = self.task.fixed_inputs(n, seed)
-            self._inputs_key = (n, seed)
-        chunk = {k: v[start:start + count].to(self.device) for k, v in self._inputs.items()}
+        if not getattr(self.task, "samples_from_noise", True):
+            raise GanforgeError(f"{str(self.path)!r} is a {self.name} model: it translates input images rather than "
+                                "sampling noise; use ganforge translate.")
+        chunk = {k: v[start:start + count].to(self.device) for k, v in self.inputs(n, seed, label).items()}
         return to_uint8(self.task.generate(self.generator(ema), chunk))
 
-    def sample(self, n: int, seed: int = 0, ema: bool | None = None, batch_size: int = 256) -> np.ndarray:
-        """n images as uint8 [n, H, W, C], reproducible for a given seed."""
+    def sample(self, n: int, seed: int = 0, ema: bool | None = None, batch_size: int = 256,
+               label: int | str | None = None) -> np.ndarray:
+        """n images as uint8 [n, H, W, C], reproducible for a given seed.
+
+        Conditional models: by default rows of classes (image i has class (i // columns) % K, see
+        ``task.fixed_inputs``); ``label`` (a class name or index) makes every image that class."""
         if n < 1:
             raise GanforgeError(f"The number of samples must be positive, got {n}.")
-        out = [self.sample_batch(n, seed, s, min(batch_size, n - s), ema) for s in range(0, n, batch_size)]
+        index = None if label is None else self.class_index(label)
+        out = [self.sample_batch(n, seed, s, min(batch_size, n - s), ema, index) for s in range(0, n, batch_size)]
         return torch.cat(out).permute(0, 2, 3, 1).numpy()
 
 

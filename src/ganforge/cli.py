@@ -12,12 +12,15 @@ from .config import PRECISIONS, preset_names
 
 def _registry_text() -> str:
     from .data import DATASETS
+    from .data.paired import PAIRED_DATASETS
     from .losses import LOSSES
     from .models import MODELS
 
     models = "\n".join(f"  {n:10s} {MODELS.get(n).description}" for n in MODELS.names())
     return (f"models:\n{models}\n"
             f"datasets: {', '.join(DATASETS.names())}, or a folder of images (class subfolders = labels)\n"
+            f"paired (pix2pix): {', '.join(PAIRED_DATASETS.names())},\n"
+            "          or a folder of A|B images (or A/ and B/), or any dataset/folder with derive=KIND\n"
             f"losses:   {', '.join(LOSSES.names())}\n"
             f"presets:  {', '.join(preset_names())}")
 
@@ -56,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ema", dest="ema", action="store_true", default=None, help="use EMA weights (default when saved)")
     s.add_argument("--no-ema", dest="ema", action="store_false", help="use the raw generator weights")
     s.add_argument("--nrow", type=int, help="images per row in the PNG grid")
+    s.add_argument("--class", dest="label", metavar="NAME|INDEX",
+                   help="conditional models: every image of this class (default: one row per class)")
     s.add_argument("--device", default="cpu")
 
     e = sub.add_parser("eval", help="FID, KID, IS, precision/recall, density/coverage of a run or of samples",
@@ -78,6 +83,45 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-ema", dest="ema", action="store_false")
     e.add_argument("--device", default="cpu")
     e.add_argument("--batch-size", type=int, default=100)
+
+    r = sub.add_parser("translate", help="translate images with a pix2pix run or a reference latest_net_G.pth",
+                       formatter_class=fmt, epilog=(
+                           "Examples:\n"
+                           "  ganforge translate runs/e2f --split test --out out/   (the run's held-out pairs)\n"
+                           "  ganforge translate runs/facades photos/ --out out/    (a file or a folder)\n"
+                           "  ganforge translate --from-reference latest_net_G.pth --netG unet_256 in/ --out out/\n"
+                           "Writes OUT/<name>.png per input, comparison.png (input | output | target when targets\n"
+                           "exist) and translate.json (what ran; L1/PSNR/SSIM/FID against the targets).\n"
+                           "Sizes: sides that are not multiples of 2^downs (256 for unet_256) are padded by\n"
+                           "reflection and cropped back; --size N resizes inputs first. --mode reference (default)\n"
+                           "keeps dropout on and normalises each image with its own batch statistics, like the\n"
+                           "reference test.py; --mode eval uses running statistics and no dropout."))
+    r.add_argument("paths", nargs="*", metavar="RUN_DIR|CHECKPOINT [INPUT]",
+                   help="the model (omit with --from-reference) and an image file or folder")
+    r.add_argument("--out", required=True, help="output folder")
+    r.add_argument("--split", help="translate this split of the run's paired dataset (or of --data)")
+    r.add_argument("--data", help="paired dataset name or folder for --split (default: the run's)")
+    r.add_argument("--derive", help="with --data: derive the inputs (edges, gray2color, lowres4, ...)")
+    r.add_argument("--direction", choices=("AtoB", "BtoA"), help="which half is the input (default: the run's)")
+    r.add_argument("--aligned", action="store_true", help="INPUT images hold A|B side by side; B is the target")
+    r.add_argument("--n", type=int, help="translate at most N pairs of a split")
+    r.add_argument("--size", type=int, help="resize inputs to SIZE x SIZE for the network (outputs resized back)")
+    r.add_argument("--mode", choices=("reference", "eval"), default="reference")
+    r.add_argument("--seed", type=int, default=0, help="seed of the dropout noise (mode reference)")
+    r.add_argument("--no-fid", action="store_true", help="scores without FID")
+    r.add_argument("--ckpt", default="latest", help="latest | best | STEP")
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--from-reference", metavar="NET_G.pth", help="a junyanz pytorch-CycleGAN-and-pix2pix generator")
+    r.add_argument("--netG", default="unet_256", help="with --from-reference: unet_32|unet_64|unet_128|unet_256")
+    r.add_argument("--norm", default="batch", help="with --from-reference: batch | instance | none")
+    r.add_argument("--input-nc", type=int, default=3)
+    r.add_argument("--output-nc", type=int, default=3)
+    r.add_argument("--ngf", type=int, default=64)
+    r.add_argument("--no-dropout", action="store_true", help="with --from-reference: trained with --no_dropout")
+
+    from . import cli_latent
+
+    cli_latent.add_parser(sub)
 
     y = sub.add_parser("toy", help="watch a GAN learn 1-D / 2-D toy data (figure 1 of Goodfellow et al., GAN Lab)",
                        formatter_class=fmt, epilog=(
@@ -108,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("model")
     i.add_argument("--image-size", type=int)
     i.add_argument("--channels", type=int)
+    i.add_argument("--netG", help="pix2pix generator: unet_32 | unet_64 | unet_128 | unet_256")
+    i.add_argument("--netD", help="pix2pix discriminator: basic | n_layers | pixel")
+    i.add_argument("--norm", help="pix2pix norm: batch | instance | none")
     i.add_argument("options", nargs="*", help="model options as key=value (e.g. ngf=32 arch=tutorial)")
     return p
 
@@ -151,15 +198,27 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".png", ".npz"):
         raise GanforgeError(f"--out must end in .png or .npz, got {args.out!r}.")
     model = load(args.source, args.ckpt, args.device)
-    images = model.sample(args.n, seed=args.seed, ema=args.ema)
+    if args.n < 1:
+        raise GanforgeError(f"--n must be positive, got {args.n}.")
+    label = None if args.label is None else model.class_index(args.label)
+    images = model.sample(args.n, seed=args.seed, ema=args.ema, label=label)
+    labels = model.inputs(args.n, args.seed, label)["y"].numpy() if model.num_classes else None
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".npz":
         tmp = out.with_name(out.name + ".tmp.npz")
-        np.savez_compressed(tmp, images=images, seed=np.int64(args.seed), step=np.int64(model.step or 0))
+        extra = {"labels": labels, "class_names": np.array(model.class_names)} if labels is not None else {}
+        np.savez_compressed(tmp, images=images, seed=np.int64(args.seed), step=np.int64(model.step or 0), **extra)
         tmp.replace(out)
     else:
-        save_grid(torch.from_numpy(images).permute(0, 3, 1, 2), out, nrow=args.nrow)
-    print(f"Wrote {args.n} samples from step {model.step} to {out}")
+        grid = torch.from_numpy(images).permute(0, 3, 1, 2)
+        if labels is not None and label is None and args.nrow is None:  # one row per class, named
+            cols = model.task.grid_columns(args.n)
+            names = [model.task.class_name(int(labels[r * cols])) for r in range(-(-args.n // cols))]
+            save_grid(grid, out, nrow=cols, row_labels=names)
+        else:
+            save_grid(grid, out, nrow=args.nrow)
+    what = f" of class {model.task.class_name(label)}" if label is not None else ""
+    print(f"Wrote {args.n} samples{what} from step {model.step} to {out}")
     return 0
 
 
@@ -175,6 +234,60 @@ def cmd_eval(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size, ema=args.ema, data_root=args.data_root, split=args.split)
     print(json.dumps(result))
     return 0
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from .errors import GanforgeError
+    from .translate import load_translator, paired_split, read_inputs, translate_images
+
+    paths = list(args.paths)
+    if args.from_reference:
+        source, inputs = None, paths
+    else:
+        if not paths:
+            raise GanforgeError("Give the run folder (or checkpoint) to translate with, or --from-reference FILE.pth.")
+        source, inputs = paths[0], paths[1:]
+    if len(inputs) > 1:
+        raise GanforgeError(f"Give one input file or folder, got {len(inputs)}: {' '.join(inputs)}.")
+    if inputs and args.split:
+        raise GanforgeError("Give either an input file/folder or --split, not both.")
+    t = load_translator(source, ckpt=args.ckpt, from_reference=args.from_reference, netG=args.netG, norm=args.norm,
+                        input_nc=args.input_nc, output_nc=args.output_nc, ngf=args.ngf,
+                        dropout=0.0 if args.no_dropout else 0.5, mode=args.mode, device=args.device, seed=args.seed)
+    if inputs:
+        images, names, targets = read_inputs(inputs[0], args.aligned, args.direction or "AtoB")
+        if args.n is not None:
+            images, names = images[:args.n], names[:args.n]
+            targets = targets[:args.n] if targets is not None else None
+    else:
+        if not args.split:
+            raise GanforgeError("Give an input image file or folder, or --split test to translate held-out pairs.")
+        cfg = {}
+        if source is not None:
+            from .api import load
+
+            cfg = load(source, args.ckpt).config.to_dict()
+        data = args.data or cfg.get("data")
+        if data is None:
+            raise GanforgeError("--split needs --data NAME|DIR with --from-reference.")
+        size = t.source.get("model_options", {}).get("image_size") if source is not None else None
+        images, names, targets = paired_split(
+            data, args.split, cfg.get("data_root") if not args.data else None,
+            args.direction or cfg.get("direction", "AtoB"),
+            args.derive if args.derive is not None else (cfg.get("derive") if not args.data else None),
+            args.size or size or 256, args.n)
+    record = translate_images(t, images, names, args.out, targets, size=args.size if inputs else None,
+                              fid=not args.no_fid)
+    print(f"Translated {record['n']} images into {args.out}/")
+    if "scores" in record:
+        print(json.dumps(record["scores"]))
+    return 0
+
+
+def _cmd_latent(args: argparse.Namespace) -> int:
+    from . import cli_latent
+
+    return cli_latent.run(args)
 
 
 def cmd_toy(args: argparse.Namespace) -> int:
@@ -213,6 +326,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         options["image_size"] = args.image_size
     if args.channels is not None:
         options["channels"] = args.channels
+    for key in ("netG", "netD", "norm"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
     print(json.dumps(info(args.model, options)))
     return 0
 
@@ -236,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info,
-                "toy": cmd_toy}[args.command](args)
+                "toy": cmd_toy, "translate": cmd_translate, "latent": _cmd_latent}[args.command](args)
     except GanforgeError as e:
         print(f"ganforge: error: {e}", file=sys.stderr)
         return 2

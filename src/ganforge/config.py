@@ -32,6 +32,11 @@ class TrainConfig:
     split: str = "train"  # dataset split to train on
     image_size: int | None = None  # resize images to this size (None: the dataset's own size)
     channels: int | None = None  # convert images to this many channels (None: the dataset's own)
+    # paired data (pix2pix): the network input A and target B
+    direction: str = "AtoB"  # AtoB | BtoA (swap the halves of a paired dataset)
+    load_size: int | None = None  # resize pairs to this before the random crop of image_size (None: 286/256 x)
+    flip: bool = True  # random horizontal flips (the same for both halves of a pair)
+    derive: str | None = None  # make pairs from unpaired images: edges | softedges | gray2color | lowres2 | ...
     # how long
     steps: int | None = None  # generator steps; one step = d_steps D updates + one G update
     epochs: float | None = None  # alternatively, passes over the data (by D's real batches)
@@ -46,6 +51,8 @@ class TrainConfig:
     beta2: float = 0.999  # Adam beta2
     lr_schedule: str = "constant"  # constant | linear (constant, then linear decay to 0)
     lr_decay_start: float = 0.5  # fraction of training after which the linear decay starts
+    lambda_l1: float = 100.0  # pix2pix: weight of the L1 term |G(A) - B|
+    gan_weight: float = 1.0  # pix2pix: weight of the GAN term (0 = the U-Net trained with L1 alone)
     ema_decay: float = 0.0  # EMA of generator weights (0 = off, e.g. 0.999)
     ema_start: int = 0  # step at which the EMA starts averaging (before: copies G)
     # hardware
@@ -68,7 +75,8 @@ class TrainConfig:
     progress: bool = True  # show a progress bar
 
     def __post_init__(self) -> None:
-        for name in ("gp_weight", "lr_g", "lr_d", "beta1", "beta2", "lr_decay_start", "ema_decay"):
+        for name in ("gp_weight", "lr_g", "lr_d", "beta1", "beta2", "lr_decay_start", "ema_decay", "lambda_l1",
+                     "gan_weight"):
             v = getattr(self, name)
             if isinstance(v, int) and not isinstance(v, bool):  # beta1=0 on the command line is an int
                 setattr(self, name, float(v))
@@ -85,9 +93,9 @@ class TrainConfig:
 
         for name in ("batch_size", "d_steps", "lr_g", "lr_d", "n_samples", "log_every", "keep_ckpts", "eval_n"):
             positive(name)
-        for name in ("gp_weight", "sample_every", "ckpt_every", "ema_start", "eval_every"):
+        for name in ("gp_weight", "sample_every", "ckpt_every", "ema_start", "eval_every", "lambda_l1", "gan_weight"):
             positive(name, allow_zero=True)
-        for name in ("steps", "epochs", "image_size", "channels"):
+        for name in ("steps", "epochs", "image_size", "channels", "load_size"):
             positive(name)
         for name in ("batch_size", "d_steps", "n_samples", "log_every", "keep_ckpts", "sample_every",
                      "ckpt_every", "ema_start", "eval_every", "eval_n"):
@@ -103,6 +111,10 @@ class TrainConfig:
                 raise GanforgeError(f"{name} must be in [0, 1), got {v!r}.")
         if not 0.0 <= self.lr_decay_start <= 1.0:
             raise GanforgeError(f"lr_decay_start must be in [0, 1], got {self.lr_decay_start!r}.")
+        if self.direction not in ("AtoB", "BtoA"):
+            raise GanforgeError(f"Unknown direction {self.direction!r}; choose AtoB or BtoA.")
+        if not isinstance(self.flip, bool):
+            raise GanforgeError(f"flip must be true or false, got {self.flip!r}.")
         if self.precision not in PRECISIONS:
             raise GanforgeError(f"Unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}.")
         if self.lr_schedule not in LR_SCHEDULES:

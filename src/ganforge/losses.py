@@ -90,6 +90,7 @@ class GANLoss:
 LOSSES: Registry[GANLoss] = Registry("loss")
 LOSSES.register("minimax", GANLoss("minimax", bce_d_loss, minimax_g_loss))
 LOSSES.register("nonsaturating", GANLoss("nonsaturating", bce_d_loss, nonsaturating_g_loss))
+LOSSES.register("vanilla", GANLoss("vanilla", bce_d_loss, nonsaturating_g_loss))  # pix2pix/CycleGAN's name
 LOSSES.register("lsgan", GANLoss("lsgan", lsgan_d_loss, lsgan_g_loss, probabilities=False))
 LOSSES.register("hinge", GANLoss("hinge", hinge_d_loss, hinge_g_loss, probabilities=False))
 LOSSES.register(

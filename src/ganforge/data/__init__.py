@@ -100,6 +100,7 @@ class BatchStream:
                 f"({len(data)} images); lower batch_size."
             )
         self.data = data
+        self.seed, self.rank = seed, rank
         self.batch_size = batch_size
         self.sampler = DistributedSampler(range(len(data)), num_replicas=world_size, rank=rank,
                                           shuffle=True, seed=seed, drop_last=True)
@@ -108,17 +109,23 @@ class BatchStream:
         self._order: torch.Tensor | None = None
 
     def batch(self, index: int) -> dict[str, torch.Tensor]:
-        """Batch number ``index``: {"image": uint8 [B, C, H, W], "label": int64 [B] (labelled data)}."""
+        """Batch number ``index``: {"image": uint8 [B, C, H, W], "label": int64 [B] (labelled data)}, or
+        what ``data.items(indices, generator)`` returns for data that augments per batch (paired data)."""
         epoch, pos = divmod(index, self.batches_per_epoch)
         if epoch != self._epoch:
             self.sampler.set_epoch(epoch)
             self._order = torch.tensor(list(iter(self.sampler)), dtype=torch.long)
             self._epoch = epoch
         take = self._order[pos * self.batch_size:(pos + 1) * self.batch_size]
+        items = getattr(self.data, "items", None)
+        if items is not None:  # data with its own per-batch augmentation (paired crops/flips), seeded per batch
+            g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.rank) * 1_000_033 + index)
+            return items(take, g)
         out = {"image": self.data.images[take]}
         if self.data.labels is not None:
             out["label"] = self.data.labels[take]
         return out
 
 
-from . import idx  # noqa: E402,F401  (registers mnist, fashion-mnist)
+# registers mnist and fashion-mnist; the paired datasets (facades, ... edges2fashion)
+from . import idx, paired  # noqa: E402,F401

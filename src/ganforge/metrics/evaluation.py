@@ -32,6 +32,7 @@ Batches = Iterable[torch.Tensor]  # uint8 [B, C, H, W]
 class Features:
     features: np.ndarray  # float64 [N, D]
     logits: np.ndarray | None  # float64 [N, K] when the extractor classifies
+    labels: np.ndarray | None = None  # int64 [N]: the images' classes, when known
 
 
 def default_extractor(channels: int, image_size: int) -> str:
@@ -154,24 +155,30 @@ def dataset_features(name: str, split: str, n: int, extractor: FeatureExtractor,
 
     protocol = extractor.protocol()
     info = {"kind": "dataset", "name": name, "split": split, "n": n, "subset_seed": seed}
-    path = stats_cache_dir() / f"{name.replace('/', '_')}-{split}-{_cache_key(**info, protocol=protocol)}.npz"
+    key = _cache_key(**info, protocol=protocol, labels=True)
+    path = stats_cache_dir() / f"{name.replace('/', '_')}-{split}-{key}.npz"
     if cache and path.is_file():
         try:
             with np.load(path, allow_pickle=False) as z:
                 logits = z["logits"] if "logits" in z.files else None
-                return Features(z["features"], logits), {**info, "n": len(z["features"]), "cached": True}
+                labels = z["labels"] if "labels" in z.files else None
+                return Features(z["features"], logits, labels), {**info, "n": len(z["features"]), "cached": True}
         except (OSError, ValueError, KeyError):
             pass  # a broken cache file is recomputed
     data = load_dataset(name, root, split)
     n_take = min(n, len(data))
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n_take]
     feats = extract(batches_from_array(data.images[order], batch_size), extractor)
+    if data.labels is not None:
+        feats.labels = data.labels[order].numpy().astype(np.int64)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
         arrays = {"features": feats.features.astype(np.float64)}
         if feats.logits is not None:
             arrays["logits"] = feats.logits
+        if feats.labels is not None:
+            arrays["labels"] = feats.labels
         np.savez(tmp, **arrays)
         os.replace(tmp, path)
     return feats, {**info, "n": n_take, "cached": False}
@@ -208,7 +215,9 @@ def compute_metrics(fake: Features, real: Features | None, metrics: Iterable[str
     if "is" in metrics:
         if fake.logits is None:
             raise GanforgeError("The Inception Score needs an extractor that classifies (inception or fmnist).")
-        out["is_mean"], out["is_std"] = inception_score(fake.logits, splits=min(10, len(fake.logits)))
+        # splits of a seeded shuffle: generated images may come ordered (class-conditional rows of one class)
+        order = np.random.default_rng(seed).permutation(len(fake.logits))
+        out["is_mean"], out["is_std"] = inception_score(fake.logits[order], splits=min(10, len(fake.logits)))
     if "pr" in metrics:
         out["precision"], out["recall"] = precision_recall(real.features, fake.features, k=3)
     if "dc" in metrics:
@@ -229,6 +238,38 @@ def class_coverage(logits: np.ndarray, class_names: list[str]) -> dict[str, Any]
     return {"class_counts": {name: int(c) for name, c in zip(class_names, counts, strict=True)},
             "class_entropy": entropy, "class_entropy_max": math.log(len(class_names)),
             "mean_confidence": float(p.max(1).mean())}
+
+
+def per_class_metrics(fake: Features, requested: np.ndarray, class_names: list[str], real: Features | None = None,
+                      extractor_classes: list[str] | None = None) -> dict[str, Any]:
+    """Metrics of a class-conditional generator, per requested class.
+
+    ``class_accuracy``: the fraction of images of each requested class that the extractor's classifier
+    assigns to that class (only when the extractor's classes are the model's classes, e.g. the fmnist
+    classifier for a Fashion-MNIST cGAN), with their mean over classes. ``fid_per_class``: FID between
+    the generated images of each class and the reference images of the same class (when the reference
+    features carry labels), with their mean."""
+    out: dict[str, Any] = {}
+    k = len(class_names) or int(requested.max()) + 1
+    names = class_names or [str(i) for i in range(k)]
+    same = extractor_classes is not None and [c.lower() for c in extractor_classes] == [c.lower() for c in names]
+    if fake.logits is not None and same:
+        pred = fake.logits.argmax(1)
+        acc = {names[c]: float((pred[requested == c] == c).mean()) for c in range(k) if (requested == c).any()}
+        out["class_accuracy"] = acc
+        out["class_accuracy_mean"] = float(np.mean(list(acc.values())))
+    if real is not None and real.labels is not None:
+        from .fid import fid_from_features
+
+        fids = {}
+        for c in range(k):
+            a, b = real.features[real.labels == c], fake.features[requested == c]
+            if len(a) >= 2 and len(b) >= 2:
+                fids[names[c]] = float(fid_from_features(a, b))
+        if fids:
+            out["fid_per_class"] = fids
+            out["fid_per_class_mean"] = float(np.mean(list(fids.values())))
+    return out
 
 
 def better(metric: str, new: float, old: float | None) -> bool:
@@ -321,6 +362,10 @@ def evaluate(
     if rvr is not None:
         result["fid_real_vs_real"] = rvr["fid"]
         result["real_vs_real"] = rvr
+    if model is not None and model.num_classes:
+        y = model.inputs(count, seed)["y"][:n_fake].numpy()
+        result.update(per_class_metrics(fake, y, model.class_names, real if "fid" in metrics else None,
+                                        getattr(ex, "class_names", None)))
     result["time_s"] = round(time.perf_counter() - t0, 2)
     if record and model is not None:
         run_dir = model.path.parent.parent

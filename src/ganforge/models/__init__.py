@@ -68,4 +68,4 @@ def init_normal_(module: nn.Module, std: float = 0.02) -> None:
             nn.init.zeros_(m.bias)
 
 
-from . import dcgan, mlp, toy  # noqa: E402,F401  (registers the models)
+from . import cgan, dcgan, mlp, pix2pix, toy  # noqa: E402,F401  (registers the models)

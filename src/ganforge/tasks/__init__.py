@@ -33,6 +33,11 @@ class Task:
     ema_nets: tuple[str, ...] = ()  # networks whose weights the trainer averages when ema_decay > 0
     sample_net: str = "G"  # the network that ``generate`` uses
     makes_images: bool = True  # False for tasks whose samples are points (toy data): no grids, no image metrics
+    num_classes: int = 0  # > 0: generate() takes labels ("y") besides the noise
+    data_kind: str = "images"  # "images" (ImageData batches {"image", "label"}) or "paired" ({"A", "B"})
+    samples_from_noise: bool = True  # False: outputs come from input images (ganforge translate), not sample
+    shared_forward: tuple[str, ...] = ()  # networks run once per step by forward(), their graph kept for phases
+    class_names: list[str] = []  # names of the labels (set from the dataset by whoever builds the task)
 
     def __init__(self, nets: dict[str, nn.Module], model_cfg, train_cfg) -> None:
         self.nets = nets
@@ -51,6 +56,12 @@ class Task:
         with gradients off.
         """
         raise NotImplementedError
+
+    def forward(self, batch: dict[str, torch.Tensor], nets: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
+        """Tensors computed once per training step before the phases (e.g. pix2pix's fake = G(A)),
+        added to the batch. The networks in ``shared_forward`` have gradients on here, so a later phase
+        that trains them can backpropagate through these tensors; phases that do not must detach them."""
+        return {}
 
     def fixed_inputs(self, n: int, seed: int) -> dict[str, torch.Tensor]:
         """The inputs of the fixed sample grid (CPU tensors), the same for every run with ``seed``."""
@@ -79,4 +90,4 @@ class Task:
 
 TASKS: Registry[type[Task]] = Registry("task")
 
-from . import gan, toy  # noqa: E402,F401  (registers the tasks; toy also registers the toy datasets)
+from . import gan, pix2pix, toy  # noqa: E402,F401  (registers the tasks; toy also registers the toy datasets)

@@ -259,6 +259,15 @@ class Trainer:
         logs: dict[str, torch.Tensor] = {}
         losses = []
         batch = None
+        shared = self.task.shared_forward
+        if shared:  # one forward of these networks per step, reused (and backpropagated) by the phases
+            batch = self._to_device(self.stream.batch(self.batches_seen))
+            self.batches_seen += 1
+            for name, net in self.raw.items():
+                net.requires_grad_(name in shared)
+            view = {n: (self.wrapped[n] if n in shared else self.raw[n]) for n in self.raw}
+            with self.autocast():
+                batch.update(self.task.forward(batch, view))
         for phase in self.phases:
             for name, net in self.raw.items():
                 net.requires_grad_(name in phase.nets)

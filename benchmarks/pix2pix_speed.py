@@ -1,0 +1,129 @@
+"""pix2pix training speed: ganforge's Trainer against a plain PyTorch loop of the same step, side by side.
+
+    .venv/bin/python benchmarks/pix2pix_speed.py                       # 256x256 batch 1 (reference setup)
+    .venv/bin/python benchmarks/pix2pix_speed.py --size 32 --netG unet_32 --batch-size 16 --channels 1
+
+One step is the reference's: fake = G(A) once; D update on concat(A, B) and concat(A, fake.detach())
+with the loss halved; G update on the vanilla GAN loss of D(concat(A, fake)) + 100 * L1(fake, B).
+
+    plain      the loop in this file on in-memory float batches (the networks are ganforge's U-Net and
+               PatchGAN, identical in both variants: this measures the loop, not the layers)
+    ganforge   Trainer.train_step with the pix2pix task (paired batch fetch with random crop/flip and
+               the uint8 -> float conversion included)
+
+After warm-up, each round times --steps steps of each variant in turn (order alternating); medians
+of the rounds are compared. Target: ganforge >= 0.97x plain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ganforge.config import TrainConfig
+from ganforge.data import BatchStream
+from ganforge.data.paired import PairedData
+from ganforge.models import build_model, model_config
+from ganforge.tasks import TASKS
+from ganforge.train.trainer import Trainer
+
+
+def make_plain(nets: dict, size: int, channels: int, batch: int):
+    G, D = nets["G"], nets["D"]
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    pairs = [(torch.rand(batch, channels, size, size) * 2 - 1, torch.rand(batch, channels, size, size) * 2 - 1)
+             for _ in range(4)]
+    count = 0
+
+    def step() -> None:
+        nonlocal count
+        A, B = pairs[count % len(pairs)]
+        count += 1
+        fake = G(A)
+        D.requires_grad_(True)
+        opt_d.zero_grad(set_to_none=True)
+        r, f = D(torch.cat([A, B], 1)), D(torch.cat([A, fake.detach()], 1))
+        loss_d = 0.5 * (F.softplus(-r).mean() + F.softplus(f).mean())
+        loss_d.backward()
+        opt_d.step()
+        D.requires_grad_(False)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g = F.softplus(-D(torch.cat([A, fake], 1))).mean() + 100 * (fake - B).abs().mean()
+        loss_g.backward()
+        opt_g.step()
+
+    return step
+
+
+def make_ganforge(options: dict, size: int, channels: int, batch: int, run_dir: str):
+    cfg = TrainConfig(model="pix2pix", model_options=options, data="random", batch_size=batch, image_size=size,
+                      loss="vanilla", device="cpu", progress=False)
+    cfg.validate()
+    mcfg = model_config("pix2pix", options)
+    nets = build_model("pix2pix", options)
+    task = TASKS.get("pix2pix")(nets, mcfg, cfg)
+    load = round(size * 286 / 256)
+    n = max(8, 2 * batch)
+    data = PairedData(torch.randint(0, 256, (n, channels, load, load), dtype=torch.uint8),
+                      torch.randint(0, 256, (n, channels, load, load), dtype=torch.uint8),
+                      name="random", names=[str(i) for i in range(n)], crop_size=size, flip=True)
+    stream = BatchStream(data, batch, seed=0)
+    trainer = Trainer(task, cfg, stream, run_dir=Path(run_dir), meta={}, total_steps=10**6,
+                      device=torch.device("cpu"))
+    return trainer.train_step, nets
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--netG", default="unet_256")
+    p.add_argument("--ngf", type=int, default=64)
+    p.add_argument("--channels", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    options = {"netG": args.netG, "ngf": args.ngf, "ndf": 64, "image_size": args.size,
+               "input_nc": args.channels, "output_nc": args.channels}
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        gf_step, gf_nets = make_ganforge(options, args.size, args.channels, args.batch_size, tmp)
+        plain_nets = build_model("pix2pix", options)
+        plain_step = make_plain(plain_nets, args.size, args.channels, args.batch_size)
+        params = {k: sum(q.numel() for q in v.parameters()) for k, v in gf_nets.items()}
+        print(f"pix2pix {args.netG} ngf {args.ngf}, {args.channels}x{args.size}x{args.size}, batch {args.batch_size}: "
+              f"G {params['G']:,} / D {params['D']:,} parameters, {args.threads} threads", flush=True)
+        steps = {"plain": plain_step, "ganforge": gf_step}
+        for fn in steps.values():
+            for _ in range(args.warmup):
+                fn()
+        seconds: dict[str, list[float]] = {k: [] for k in steps}
+        for r in range(args.rounds):
+            for name in (("plain", "ganforge") if r % 2 == 0 else ("ganforge", "plain")):
+                t0 = time.perf_counter()
+                for _ in range(args.steps):
+                    steps[name]()
+                seconds[name].append(time.perf_counter() - t0)
+            print(f"  round {r + 1}/{args.rounds} images/s: " + "  ".join(
+                f"{k} {args.batch_size * args.steps / v[-1]:.2f}" for k, v in seconds.items()), flush=True)
+    rates = {k: statistics.median(args.batch_size * args.steps / s for s in v) for k, v in seconds.items()}
+    ratio = rates["ganforge"] / rates["plain"]
+    print(f"  plain    {rates['plain']:.2f} images/s ({1000 * args.batch_size / rates['plain']:.0f} ms/image)")
+    print(f"  ganforge {rates['ganforge']:.2f} images/s ({1000 * args.batch_size / rates['ganforge']:.0f} ms/image)")
+    print(f"  ganforge / plain = {ratio:.3f} (target >= 0.97) {'PASS' if ratio >= 0.97 else 'FAIL'}; "
+          f"load average {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

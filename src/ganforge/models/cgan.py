@@ -1,0 +1,122 @@
+"""Class-conditional GANs in a DCGAN backbone: cGAN (Mirza & Osindero 2014), projection D (Miyato &
+Koyama 2018) and ACGAN (Odena et al. 2017).
+
+Generator (all variants): the label enters as a one-hot vector concatenated to z, as in Mirza &
+Osindero, so G is the DCGAN generator with ``nz + num_classes`` input channels. G also accepts a
+soft label (a float [N, K] blend of one-hot rows), which the latent tools use to move between classes.
+
+Discriminator, by ``cond``:
+
+* ``concat``: the paper's input concatenation: K label planes (one-hot, broadcast over the image)
+  are stacked onto the image channels, then the DCGAN discriminator; returns logits [N].
+* ``projection``: the DCGAN discriminator body phi(x) [N, ch, b, b], the unconditional head (its last
+  convolution) plus the projection term sum_{c,h,w} embed(y)_c * phi(x)_{c,h,w}; returns logits [N].
+* ``acgan``: the unconditional DCGAN discriminator plus an auxiliary classifier head on the same
+  features; returns (logits [N], class logits [N, K]); the task adds the classification losses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import GanforgeError
+from . import MODELS, ModelSpec, init_normal_
+from .dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator, _base_and_ups
+
+CONDITIONINGS = ("concat", "projection", "acgan")
+
+
+def label_matrix(y: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Labels as float [N, K]: int64 [N] class indices become one-hot rows; float [N, K] pass through."""
+    if y.dim() == 1 and not torch.is_floating_point(y):
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+            raise GanforgeError(f"Class labels must lie in 0..{num_classes - 1}, got {int(y.min())}..{int(y.max())}.")
+        return F.one_hot(y, num_classes).to(dtype)
+    if y.dim() == 2 and y.shape[1] == num_classes:
+        return y.to(dtype)
+    raise GanforgeError(f"Labels must be int64 [N] or float [N, {num_classes}], got shape {tuple(y.shape)}.")
+
+
+@dataclass
+class CGANConfig(DCGANConfig):
+    image_size: int = 28
+    channels: int = 1
+    num_classes: int = 0  # number of classes; 0 = take it from the training data's labels
+    cond: str = "projection"  # how D sees the label: concat (Mirza & Osindero) | projection | acgan
+
+    needs_labels = True  # class attribute (not an option): training data must be labelled
+
+    def validate(self) -> None:
+        if self.arch != "examples":
+            raise GanforgeError("cgan uses the pytorch/examples DCGAN backbone; leave arch at 'examples'.")
+        super().validate()
+        if self.cond not in CONDITIONINGS:
+            raise GanforgeError(f"Unknown cgan conditioning {self.cond!r}; choose one of: {', '.join(CONDITIONINGS)}.")
+        if self.num_classes < 0:
+            raise GanforgeError(f"cgan option num_classes must be positive, got {self.num_classes}.")
+
+
+class ConditionalGenerator(nn.Module):
+    """(z [N, nz], labels int64 [N] or float [N, K]) -> images [N, C, S, S] in [-1, 1]."""
+
+    def __init__(self, image_size: int, channels: int, nz: int, ngf: int, num_classes: int) -> None:
+        super().__init__()
+        self.nz, self.num_classes = nz, num_classes
+        self.net = DCGANGenerator(image_size, channels, nz + num_classes, ngf)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        z = z.reshape(z.shape[0], -1)
+        return self.net(torch.cat([z, label_matrix(y, self.num_classes, z.dtype)], dim=1))
+
+
+class ConditionalDiscriminator(nn.Module):
+    """(images [N, C, S, S], labels) -> logits [N] (concat, projection) or (logits [N], class logits [N, K])."""
+
+    def __init__(self, image_size: int, channels: int, ndf: int, num_classes: int, cond: str) -> None:
+        super().__init__()
+        self.num_classes, self.cond = num_classes, cond
+        in_ch = channels + (num_classes if cond == "concat" else 0)
+        d = DCGANDiscriminator(image_size, in_ch, ndf)
+        self.body = d.main[:-1]  # phi(x): [N, ch, b, b]
+        self.head = d.main[-1]  # the unconditional output convolution (b x b -> 1)
+        ch = self.head.in_channels
+        base, _ = _base_and_ups(image_size)
+        if cond == "projection":
+            self.embed = nn.Embedding(num_classes, ch)
+            nn.init.normal_(self.embed.weight, 0.0, 0.02)
+        elif cond == "acgan":
+            self.classifier = nn.Conv2d(ch, num_classes, base, 1, 0)
+            init_normal_(self.classifier)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        if self.cond == "concat":
+            onehot = label_matrix(y, self.num_classes, x.dtype)
+            planes = onehot[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
+            return self.head(self.body(torch.cat([x, planes], 1))).view(-1)
+        h = self.body(x)
+        out = self.head(h).view(-1)
+        if self.cond == "projection":
+            e = label_matrix(y, self.num_classes, h.dtype) @ self.embed.weight.to(h.dtype)  # [N, ch]
+            return out + (h * e[:, :, None, None]).sum(dim=(1, 2, 3))
+        return out, self.classifier(h).flatten(1)
+
+
+def build_cgan(cfg: CGANConfig) -> dict[str, nn.Module]:
+    if cfg.num_classes < 1:
+        raise GanforgeError("cgan needs the number of classes; train on labelled data (a dataset with labels or "
+                            "a folder with one subfolder per class) or set model.num_classes.")
+    return {
+        "G": ConditionalGenerator(cfg.image_size, cfg.channels, cfg.nz, cfg.ngf, cfg.num_classes),
+        "D": ConditionalDiscriminator(cfg.image_size, cfg.channels, cfg.ndf, cfg.num_classes, cfg.cond),
+    }
+
+
+MODELS.register(
+    "cgan",
+    ModelSpec("cgan", CGANConfig, build_cgan, task="gan",
+              description="class-conditional DCGAN: D by concat (Mirza & Osindero), projection, or acgan"),
+)

@@ -1,0 +1,174 @@
+"""PatchGAN and PixelGAN discriminators of pix2pix/CycleGAN, as in junyanz/pytorch-CycleGAN-and-pix2pix.
+
+:class:`PatchDiscriminator` (``--netD basic`` is n_layers 3)::
+
+    conv 4x4 s2 ndf (bias) -> LeakyReLU 0.2
+    for n in 1 .. n_layers - 1:  conv 4x4 s2 ndf*min(2**n, 8) -> norm -> LeakyReLU 0.2
+    conv 4x4 s1 ndf*min(2**n_layers, 8) -> norm -> LeakyReLU 0.2
+    conv 4x4 s1 1 (bias)                               all convs padding 1
+
+It scores overlapping patches: one logit per patch of :func:`receptive_field` pixels (70x70 for
+n_layers 3), 30x30 logits for a 256x256 input. :class:`PixelDiscriminator` (``--netD pixel``) does the
+same with 1x1 convs, one logit per pixel. Both return logits [N, 1, h, w]: no sigmoid.
+
+The layers sit in one nn.Sequential at the reference's indices (``model`` and ``net``), so reference
+``latest_net_D.pth`` files load as they are when they were trained with batch or instance norm; with
+``norm="none"`` the convs here keep their biases (the reference drops them) and the norm slots hold
+nn.Identity. :func:`patchgan_state_from_reference` also takes ``module.`` prefixes, old instance-norm
+statistics and missing biases, and checks every shape.
+
+Parameters: 6 input channels, batch norm (pix2pix) 2,768,705; 3 input channels, instance norm (CycleGAN)
+2,764,737.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from ..errors import GanforgeError
+from . import init_normal_
+from .unet import check_norm, check_tensors, conv_bias, fit_state_dict, norm_layer, strip_dataparallel_prefix
+
+
+def _norm_slot(norm: str, channels: int) -> nn.Module:
+    """The norm, or nn.Identity for norm "none", so the layer indices stay the reference's."""
+    layer = norm_layer(norm, channels)
+    return nn.Identity() if layer is None else layer
+
+
+def receptive_field(n_layers: int | str) -> int:
+    """Side in pixels of the input patch behind one output logit.
+
+    ``n_layers`` is a PatchDiscriminator depth, or ``"basic"`` (3) or ``"pixel"`` (1x1 convs: 1).
+    Going back from the output, a k x k conv of stride s grows the field from r to (r - 1) * s + k:
+    the two stride-1 convs give 4 then 7, and each of the n_layers stride-2 convs doubles and adds 2:
+    16, 34, 70, 142, ... for n_layers 1, 2, 3, 4.
+    """
+    if n_layers == "pixel":
+        return 1
+    if n_layers == "basic":
+        n_layers = 3
+    if not isinstance(n_layers, int) or n_layers < 1:
+        raise GanforgeError(f"n_layers must be a positive integer, 'basic' or 'pixel', got {n_layers!r}.")
+    r = 1
+    for stride in [1, 1] + [2] * n_layers:  # from the output back to the input; all kernels are 4
+        r = (r - 1) * stride + 4
+    return r
+
+
+def min_input_size(n_layers: int) -> int:
+    """Smallest input side that leaves at least one logit: n_layers halvings, then two convs that take 1 each."""
+    return 3 * 2**n_layers
+
+
+class PatchDiscriminator(nn.Module):
+    """images [N, input_nc, H, W] (pix2pix: concat(A, B), 6 channels) -> logits [N, 1, H', W'].
+
+    H' = H // 2**n_layers - 2 (30 for 256 and n_layers 3); inputs need a side of at least 3 * 2**n_layers.
+    """
+
+    def __init__(self, input_nc: int, ndf: int = 64, n_layers: int = 3, norm: str = "batch") -> None:
+        super().__init__()
+        check_norm(norm)
+        if n_layers < 1:
+            raise GanforgeError(f"PatchDiscriminator needs n_layers >= 1, got {n_layers}.")
+        self.input_nc, self.n_layers = input_nc, n_layers
+        bias = conv_bias(norm)
+        layers: list[nn.Module] = [nn.Conv2d(input_nc, ndf, 4, 2, 1), nn.LeakyReLU(0.2)]
+        ch = ndf
+        for n in range(1, n_layers + 1):
+            out = ndf * min(2**n, 8)
+            stride = 2 if n < n_layers else 1
+            layers += [nn.Conv2d(ch, out, 4, stride, 1, bias=bias), _norm_slot(norm, out),
+                       nn.LeakyReLU(0.2)]
+            ch = out
+        layers.append(nn.Conv2d(ch, 1, 4, 1, 1))
+        self.model = nn.Sequential(*layers)
+        init_normal_(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.input_nc:
+            raise GanforgeError(
+                f"The PatchGAN discriminator expects images [N, {self.input_nc}, H, W], "
+                f"got a tensor of shape {list(x.shape)}."
+            )
+        smallest = min_input_size(self.n_layers)
+        if x.shape[2] < smallest or x.shape[3] < smallest:
+            raise GanforgeError(
+                f"A PatchGAN discriminator with n_layers {self.n_layers} needs images of at least "
+                f"{smallest}x{smallest}, got {x.shape[2]}x{x.shape[3]}; use fewer layers or larger images."
+            )
+        return self.model(x)
+
+
+class PixelDiscriminator(nn.Module):
+    """images [N, input_nc, H, W] -> logits [N, 1, H, W], one per pixel (1x1 convs: receptive field 1).
+
+    conv 1x1 ndf (bias) -> LeakyReLU 0.2 -> conv 1x1 2*ndf -> norm -> LeakyReLU 0.2 -> conv 1x1 1;
+    the last two convs have a bias unless norm is batch norm, as in the reference.
+    """
+
+    def __init__(self, input_nc: int, ndf: int = 64, norm: str = "batch") -> None:
+        super().__init__()
+        check_norm(norm)
+        self.input_nc = input_nc
+        bias = conv_bias(norm)
+        self.net = nn.Sequential(
+            nn.Conv2d(input_nc, ndf, 1, 1, 0),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(ndf, 2 * ndf, 1, 1, 0, bias=bias),
+            _norm_slot(norm, 2 * ndf),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * ndf, 1, 1, 1, 0, bias=bias),
+        )
+        init_normal_(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.input_nc:
+            raise GanforgeError(
+                f"The pixel discriminator expects images [N, {self.input_nc}, H, W], "
+                f"got a tensor of shape {list(x.shape)}."
+            )
+        return self.net(x)
+
+
+def patchgan_state_from_reference(state_dict: Mapping[str, torch.Tensor], norm: str = "batch",
+                                  n_layers: int | None = None) -> dict[str, torch.Tensor]:
+    """Check and tidy a junyanz ``NLayerDiscriminator`` state dict (e.g. ``latest_net_D.pth``).
+
+    Its keys are ``model.<index>.<name>``: conv 0 (weight, bias), then for n = 1 .. n_layers conv
+    ``3n - 1`` (weight; a bias too unless batch norm) and norm ``3n`` (batch norm: weight, bias,
+    running_mean, running_var, num_batches_tracked), and the last conv ``3 * n_layers + 2`` (weight,
+    bias); the LeakyReLUs hold nothing. :class:`PatchDiscriminator` uses the same indices, so this keeps
+    the names, drops ``module.`` prefixes and old instance-norm statistics, adds what older or norm-less
+    checkpoints lack, and raises a GanforgeError naming the expected netD/norm on any mismatch.
+    ``n_layers`` (None: read from the keys) and ``input_nc``/``ndf`` (read from the first conv) set the
+    expected shapes.
+    """
+    check_norm(norm)
+    state = strip_dataparallel_prefix(state_dict)
+    check_tensors(state, f"a PatchGAN discriminator with {norm} norm")
+    indices = sorted({int(k.split(".")[1]) for k in state if k.startswith("model.") and k.split(".")[1].isdigit()})
+    found = (indices[-1] - 2) // 3 if indices and indices[-1] >= 5 and (indices[-1] - 2) % 3 == 0 else None
+    layers = n_layers if n_layers is not None else found
+    if layers is None or layers < 1:
+        raise GanforgeError(
+            f"This checkpoint is not a PatchGAN discriminator (netD basic/n_layers) with {norm} norm: "
+            "its keys are not model.<index>.<name> ending in the last conv at index 3 * n_layers + 2."
+        )
+    what = f"netD {'basic' if layers == 3 else f'n_layers (n_layers_D {layers})'} with {norm} norm"
+    first = state.get("model.0.weight")
+    if first is None or first.dim() != 4:
+        raise GanforgeError(f"This checkpoint does not fit {what}: it lacks 'model.0.weight'.")
+    ndf, input_nc = first.shape[:2]
+    with torch.device("meta"):
+        expected = PatchDiscriminator(input_nc, ndf, layers, norm).state_dict()
+    hint = ""
+    guessed_norm = "batch" if "model.3.running_var" in state else ("instance" if "model.2.bias" in state else "none")
+    if (found, guessed_norm) != (layers, norm) and found is not None:
+        hint = f"; it looks like n_layers_D {found} with {guessed_norm} norm"
+    norm_modules = {f"model.{3 * n}" for n in range(1, layers + 1)}
+    return fit_state_dict(state, expected, norm, norm_modules, what, hint)

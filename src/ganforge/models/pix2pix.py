@@ -1,0 +1,147 @@
+"""pix2pix (Isola et al. 2017): U-Net generator + PatchGAN discriminator, the junyanz reference networks.
+
+G maps an input image A [N, input_nc, S, S] to an output B [N, output_nc, S, S], both in [-1, 1]; D scores
+concat(A, B) [N, input_nc + output_nc, S, S] patch by patch (logits [N, 1, h, w]). The reference trains
+unet_256 with batch norm and dropout 0.5 against the 70x70 PatchGAN, initialised N(0, 0.02); the task
+("pix2pix") adds the GAN + 100 * L1 losses.
+
+Published reference generators (``latest_net_G.pth``) load with :func:`generator_from_reference`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import GanforgeError
+from . import MODELS, ModelSpec, init_normal_
+from .patchgan import PatchDiscriminator, PixelDiscriminator, min_input_size
+from .unet import NORMS, UNetGenerator, unet_state_from_reference
+
+NETG_DOWNS = {"unet_32": 5, "unet_64": 6, "unet_128": 7, "unet_256": 8}  # netG -> downsamplings
+NETDS = ("basic", "n_layers", "pixel")
+
+
+def _netg_downs(netG: str) -> int:
+    if netG not in NETG_DOWNS:
+        raise GanforgeError(f"Unknown netG {netG!r}; choose one of: {', '.join(NETG_DOWNS)}.")
+    return NETG_DOWNS[netG]
+
+
+@dataclass
+class Pix2PixConfig:
+    image_size: int = 256  # side of the (square) crops fed to the networks; a multiple of 2**downs of netG
+    input_nc: int = 3  # channels of the input images A
+    output_nc: int = 3  # channels of the output images B
+    netG: str = "unet_256"  # unet_32 | unet_64 | unet_128 | unet_256 (5, 6, 7, 8 downsamplings)
+    netD: str = "basic"  # basic (70x70 PatchGAN, n_layers 3) | n_layers (n_layers_D) | pixel (1x1 PixelGAN)
+    n_layers_D: int = 3  # PatchGAN depth, used with netD=n_layers
+    ngf: int = 64  # generator width (channels of the outermost down conv)
+    ndf: int = 64  # discriminator width (channels of the first conv)
+    norm: str = "batch"  # batch | instance | none
+    dropout: float = 0.5  # dropout in the three ngf*8 up blocks next to the innermost (unet_256); 0 turns it off
+    init_gain: float = 0.02  # std of the N(0, std) initialisation of conv weights (norm weights N(1, std))
+
+    @property
+    def num_downs(self) -> int:
+        return _netg_downs(self.netG)
+
+    @property
+    def d_layers(self) -> int:
+        """PatchGAN depth of netD (0 for the pixel discriminator)."""
+        return {"basic": 3, "n_layers": self.n_layers_D, "pixel": 0}[self.netD]
+
+    def validate(self) -> None:
+        downs = _netg_downs(self.netG)
+        if self.netD not in NETDS:
+            raise GanforgeError(f"Unknown netD {self.netD!r}; choose one of: {', '.join(NETDS)}.")
+        if self.norm not in NORMS:
+            raise GanforgeError(f"Unknown norm {self.norm!r}; choose one of: {', '.join(NORMS)}.")
+        for name in ("image_size", "input_nc", "output_nc", "ngf", "ndf", "n_layers_D"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise GanforgeError(f"pix2pix option {name} must be a positive integer, got {value!r}.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise GanforgeError(f"pix2pix option dropout must be in [0, 1) (0 turns it off), got {self.dropout}.")
+        if not self.init_gain > 0:
+            raise GanforgeError(f"pix2pix option init_gain must be positive, got {self.init_gain}.")
+        multiple = 2**downs
+        if self.image_size % multiple:
+            fits = [name for name, d in NETG_DOWNS.items() if self.image_size % 2**d == 0]
+            advice = (f"use netG={fits[-1]} or crop to a multiple of {multiple}" if fits
+                      else f"crop or resize to a multiple of {multiple}")
+            raise GanforgeError(
+                f"netG {self.netG} needs image sizes divisible by {multiple}, got {self.image_size}; {advice}."
+            )
+        if self.d_layers and self.image_size < min_input_size(self.d_layers):
+            raise GanforgeError(
+                f"A PatchGAN discriminator with {self.d_layers} layers needs images of at least "
+                f"{min_input_size(self.d_layers)} pixels, got {self.image_size}; lower n_layers_D."
+            )
+
+
+def build_pix2pix(cfg: Pix2PixConfig) -> dict[str, nn.Module]:
+    G = UNetGenerator(cfg.input_nc, cfg.output_nc, cfg.num_downs, cfg.ngf, cfg.norm, cfg.dropout)
+    d_in = cfg.input_nc + cfg.output_nc  # D sees concat(A, B)
+    if cfg.netD == "pixel":
+        D: nn.Module = PixelDiscriminator(d_in, cfg.ndf, cfg.norm)
+    else:
+        D = PatchDiscriminator(d_in, cfg.ndf, cfg.d_layers, cfg.norm)
+    if cfg.init_gain != 0.02:  # the constructors already drew N(0, 0.02)
+        init_normal_(G, cfg.init_gain)
+        init_normal_(D, cfg.init_gain)
+    return {"G": G, "D": D}
+
+
+def load_state_file(path: str | Path) -> dict[str, Any]:
+    """A plain state dict from a ``.pth`` file, read with ``weights_only=True`` (never unpickling code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GanforgeError(f"No checkpoint file at {str(path)!r}.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds (pickle, zip, unsupported global): all mean "not usable"
+        raise GanforgeError(
+            f"Could not read {str(path)!r} as a PyTorch state dict ({type(e).__name__}); "
+            "is it a complete .pth file saved with torch.save?"
+        ) from None
+    if not isinstance(state, dict):
+        raise GanforgeError(f"{str(path)!r} holds a {type(state).__name__}, not a state dict of weights.")
+    return state
+
+
+def generator_from_reference(path_or_state: str | Path | dict[str, torch.Tensor], netG: str = "unet_256",
+                             norm: str = "batch", input_nc: int = 3, output_nc: int = 3, dropout: float = 0.5,
+                             ngf: int = 64) -> UNetGenerator:
+    """A :class:`UNetGenerator` holding the weights of a junyanz pix2pix ``latest_net_G.pth`` (or its state dict).
+
+    ``netG``, ``norm``, ``input_nc``, ``output_nc`` and ``ngf`` must be what the checkpoint was trained with
+    (the reference's --netG, --norm, --input_nc, --output_nc, --ngf; pix2pix defaults shown); ``dropout``
+    is the rate its --no_dropout left (0.5) or 0. Mode: the network comes back in training mode, which is
+    what the reference's test.py uses unless --eval is given (batch statistics of the test batch, dropout
+    on); call ``.eval()`` for running statistics and no dropout.
+    """
+    downs = _netg_downs(netG)
+    state = load_state_file(path_or_state) if isinstance(path_or_state, (str, Path)) else path_or_state
+    mapped = unet_state_from_reference(state, downs, norm)
+    G = UNetGenerator(input_nc, output_nc, downs, ngf, norm, dropout)
+    found_in, found_ngf = mapped["down.0.conv.weight"].shape[1], mapped["down.0.conv.weight"].shape[0]
+    found_out = mapped["up.0.conv.weight"].shape[1]
+    if (found_in, found_out, found_ngf) != (input_nc, output_nc, ngf):
+        raise GanforgeError(
+            f"This checkpoint holds netG {netG} with input_nc={found_in}, output_nc={found_out}, ngf={found_ngf}, "
+            f"not input_nc={input_nc}, output_nc={output_nc}, ngf={ngf}; pass the values it was trained with."
+        )
+    G.load_state_dict(mapped, strict=True)
+    return G
+
+
+MODELS.register(
+    "pix2pix",
+    ModelSpec("pix2pix", Pix2PixConfig, build_pix2pix, task="pix2pix",
+              description="pix2pix (Isola et al. 2017): U-Net generator + PatchGAN discriminator, junyanz networks"),
+)

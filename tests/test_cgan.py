@@ -1,0 +1,182 @@
+"""Class-conditional GANs: the three discriminators, label handling, class-row grids, --class, per-class metrics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import ganforge
+from conftest import tiny_config
+from ganforge.cli import main
+from ganforge.errors import GanforgeError
+from ganforge.metrics.evaluation import Features, per_class_metrics
+from ganforge.models import build_model
+from ganforge.models.cgan import label_matrix
+
+SMALL = {"ngf": 8, "ndf": 8, "nz": 16}
+
+
+@pytest.fixture(scope="module")
+def cgan_run(tmp_path_factory):
+    from conftest import make_idx_dataset
+
+    base = tmp_path_factory.mktemp("cgan")
+    root = make_idx_dataset(base / "fm")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GANFORGE_OFFLINE", "1")
+        cfg = tiny_config(root, model="cgan", steps=4, n_samples=20, ema_decay=0.9,
+                          model_options={**SMALL, "cond": "projection"})
+        ganforge.train(cfg, base / "run")
+    return root, base / "run"
+
+
+@pytest.mark.parametrize("cond", ["concat", "projection", "acgan"])
+def test_each_conditioning_builds_and_uses_the_label(cond):
+    torch.manual_seed(0)
+    nets = build_model("cgan", {**SMALL, "num_classes": 10, "cond": cond, "image_size": 28, "channels": 1})
+    G, D = nets["G"].eval(), nets["D"].eval()
+    z = torch.randn(4, 16)
+    a, b = G(z, torch.zeros(4, dtype=torch.long)), G(z, torch.full((4,), 3))
+    assert a.shape == (4, 1, 28, 28) and not torch.allclose(a, b)
+    # a soft label equal to a one-hot row gives exactly the hard label's output
+    assert torch.allclose(G(z, torch.nn.functional.one_hot(torch.full((4,), 3), 10).float()), b)
+    out0, out3 = D(a, torch.zeros(4, dtype=torch.long)), D(a, torch.full((4,), 3))
+    if cond == "acgan":  # unconditional logit + class logits; the label does not enter D
+        assert out0[0].shape == (4,) and out0[1].shape == (4, 10)
+        assert torch.equal(out0[0], out3[0])
+    else:
+        assert out0.shape == (4,) and not torch.allclose(out0, out3)
+
+
+def test_projection_term_is_the_inner_product_with_the_class_embedding():
+    torch.manual_seed(0)
+    D = build_model("cgan", {**SMALL, "num_classes": 5, "cond": "projection"})["D"].eval()
+    x, y = torch.randn(3, 1, 28, 28), torch.tensor([0, 2, 4])
+    h = D.body(x)
+    expected = D.head(h).view(-1) + (h * D.embed.weight[y][:, :, None, None]).sum((1, 2, 3))
+    assert torch.allclose(D(x, y), expected, atol=1e-5)
+
+
+def test_labels_out_of_range_or_of_the_wrong_shape_are_refused():
+    with pytest.raises(GanforgeError, match="0..9"):
+        label_matrix(torch.tensor([10]), 10)
+    with pytest.raises(GanforgeError, match="float \\[N, 10\\]"):
+        label_matrix(torch.zeros(2, 3), 10)
+
+
+def test_cgan_on_unlabelled_images_is_refused(tmp_path):
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    for i in range(20):
+        Image.fromarray(np.full((8, 8), i * 10, np.uint8)).save(folder / f"{i}.png")
+    cfg = ganforge.resolve_config(flags={"model": "cgan", "data": str(folder), "steps": 1, "batch_size": 4,
+                                         "image_size": 28, "progress": False, "model_options": SMALL})
+    with pytest.raises(GanforgeError, match="class-conditional.*no labels"):
+        ganforge.train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_class_folders_train_a_cgan_with_their_names(tmp_path):
+    root = tmp_path / "classes"
+    for c, name in enumerate(["cats", "dogs", "owls"]):
+        (root / name).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(np.full((16, 16), 40 * c + i, np.uint8)).save(root / name / f"{i}.png")
+    cfg = ganforge.resolve_config(flags={"model": "cgan", "data": str(root), "image_size": 16, "steps": 2,
+                                         "batch_size": 6, "n_samples": 6, "progress": False, "model_options": SMALL})
+    ganforge.train(cfg, tmp_path / "run")
+    model = ganforge.load(tmp_path / "run")
+    assert model.num_classes == 3 and model.class_names == ["cats", "dogs", "owls"]
+    assert model.inputs(6, 0)["y"].tolist() == [0, 0, 1, 1, 2, 2]  # one row of two per class
+    assert model.class_index("OWLS") == 2 and model.class_index("1") == 1
+
+
+def test_training_writes_one_named_row_per_class(cgan_run):
+    _, run = cgan_run
+    model = ganforge.load(run)
+    y = model.inputs(20, 0)["y"]
+    assert y.tolist() == [c for c in range(10) for _ in range(2)]
+    with Image.open(run / "samples.png") as im:  # row labels widen the grid beyond 2 columns of 28 px
+        assert im.width > im.height * 2 / 10 + 40
+
+
+def test_sample_with_class_gives_that_class_only(cgan_run, tmp_path, capsys):
+    _, run = cgan_run
+    assert main(["sample", str(run), "--n", "8", "--class", "sandal", "--out", str(tmp_path / "s.npz")]) == 0
+    with np.load(tmp_path / "s.npz") as z:
+        assert z["images"].shape == (8, 28, 28, 1) and z["labels"].tolist() == [5] * 8
+        assert list(z["class_names"])[5] == "Sandal"
+    model = ganforge.load(run)
+    by_name = model.sample(8, seed=0, label="Sandal")
+    assert np.array_equal(by_name, model.sample(8, seed=0, label=5))
+    assert not np.array_equal(by_name, model.sample(8, seed=0, label=0))
+    assert "of class Sandal" in capsys.readouterr().out
+    assert main(["sample", str(run), "--n", "20", "--out", str(tmp_path / "grid.png")]) == 0
+    assert (tmp_path / "grid.png").is_file()
+
+
+def test_unknown_class_and_class_on_an_unconditional_run_are_one_sentence(cgan_run, tmp_path, capsys):
+    root, run = cgan_run
+    assert main(["sample", str(run), "--class", "Sock", "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ganforge: error: Unknown class 'Sock'") and "Ankle boot" in err and "\n" not in err
+    ganforge.train(tiny_config(root, steps=1), tmp_path / "plain")
+    assert main(["sample", str(tmp_path / "plain"), "--class", "0", "--out", str(tmp_path / "y.png")]) == 2
+    assert "unconditional" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
+
+
+def test_eval_of_a_conditional_run_reports_per_class_accuracy_and_fid(cgan_run):
+    root, run = cgan_run
+    result = ganforge.evaluate(run, metrics=["fid"], n=200, extractor="fmnist", record=False)
+    acc = result["class_accuracy"]
+    assert list(acc) == ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                         "Bag", "Ankle boot"]
+    assert all(0.0 <= v <= 1.0 for v in acc.values())
+    assert result["class_accuracy_mean"] == pytest.approx(np.mean(list(acc.values())))
+    assert set(result["fid_per_class"]) == set(acc) and result["fid_per_class_mean"] > 0
+    json.dumps(result)
+
+
+def test_per_class_metrics_against_a_hand_computation():
+    rng = np.random.default_rng(0)
+    requested = np.repeat(np.arange(3), 4)
+    logits = np.full((12, 3), -5.0)
+    predicted = np.array([0, 0, 0, 1, 1, 1, 1, 1, 2, 0, 0, 0])
+    logits[np.arange(12), predicted] = 5.0
+    fake = Features(rng.normal(size=(12, 2)), logits)
+    real = Features(rng.normal(size=(30, 2)), None, np.repeat(np.arange(3), 10))
+    out = per_class_metrics(fake, requested, ["a", "b", "c"], real, ["A", "B", "C"])
+    assert out["class_accuracy"] == {"a": 0.75, "b": 1.0, "c": 0.25}
+    assert out["class_accuracy_mean"] == pytest.approx(2.0 / 3.0)
+    from ganforge.metrics.fid import fid_from_features
+
+    assert out["fid_per_class"]["b"] == pytest.approx(fid_from_features(real.features[10:20], fake.features[4:8]))
+    # an extractor whose classes are not the model's gives no accuracy
+    assert "class_accuracy" not in per_class_metrics(fake, requested, ["a", "b", "c"], real, ["x", "y", "z"])
+
+
+@pytest.mark.parametrize("cond", ["concat", "acgan"])
+def test_conditioning_is_learned_on_separable_toy_classes(idx_root, tmp_path, cond):
+    """Toy class c is a bright block at a class-specific place: after a short run, the samples asked for
+    class c are closest (correlation of the mean image) to the mean real image of class c."""
+    from conftest import toy_images
+
+    torch.manual_seed(0)
+    cfg = tiny_config(idx_root, model="cgan", steps=300, batch_size=32, sample_every=0,
+                      ckpt_every=0, log_every=50, model_options={"ngf": 16, "ndf": 16, "nz": 16, "cond": cond})
+    ganforge.train(cfg, tmp_path / "run")
+    model = ganforge.load(tmp_path / "run")
+    images, labels = toy_images(256)
+    templates = np.stack([images[labels == c].astype(float).mean(0).ravel() for c in range(10)])
+    templates -= templates.mean(1, keepdims=True)
+    hits = 0
+    for c in range(10):
+        x = model.sample(16, seed=1, label=c)[..., 0].astype(float).mean(0).ravel()
+        hits += int(np.argmax(templates @ (x - x.mean())) == c)
+    assert hits >= 9, hits
+
