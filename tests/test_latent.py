@@ -459,3 +459,16 @@ def test_add_parser_wires_into_any_argparse_and_run_reports(run_dir, tmp_path, c
     assert run(parser.parse_args(["latent"])) == 2 and "interpolate" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         parser.parse_args(["latent", "sweep", str(run_dir), "--dim", "1", "--pca", "2", "--out", "x"])
+
+
+def test_the_ganforge_command_line_runs_the_latent_tools(cond_dir, tmp_path, capsys):
+    from ganforge.cli import main as ganforge_main
+
+    out = tmp_path / "via-ganforge"
+    assert ganforge_main(["latent", "interpolate", str(cond_dir), "--classes", "Sandal,Sneaker", "--seed", "3",
+                          "--steps", "3", "--out", str(out)]) == 0
+    assert (out / "interpolate_classes.png").is_file()
+    assert json.loads((out / "interpolate_classes.json").read_text())
+    assert ganforge_main(["latent", "sweep", str(cond_dir), "--dim", "99", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ganforge: error: ") and len(err.splitlines()) == 1

@@ -182,12 +182,19 @@ def test_cli_train_then_translate_the_held_out_split_and_files(idx_root, tmp_pat
     scores = record["scores"]
     assert scores["n"] == 12 and 0 <= scores["l1"] <= 255 and 0 <= scores["ssim"] <= 1 and scores["psnr"] > 0
     assert scores["fid"] is not None and scores["fid"] >= 0
-    assert record["translator"]["mode"] == "reference" and record["translator"]["step"] == 2
+    assert record["translator"]["mode"] == "eval" and record["translator"]["step"] == 2  # auto: trained at batch 4
+    assert 0 < scores["sharpness"] < 10
     assert len(list(out.glob("*.png"))) == 13  # 12 outputs + comparison.png
     printed = capsys.readouterr().out
     assert "Translated 12 images" in printed
-    # the same seed gives the same outputs; eval mode is deterministic too
-    out2 = tmp_path / "out2"
+    # the same seed gives the same outputs, also with dropout on in the reference mode
+    out2, out3 = tmp_path / "out2", tmp_path / "out3"
+    assert main(["translate", str(run), "--split", "test", "--n", "12", "--out", str(out2), "--mode", "reference"]) == 0
+    assert main(["translate", str(run), "--split", "test", "--n", "12", "--out", str(out3), "--mode", "reference"]) == 0
+    assert json.loads((out2 / "translate.json").read_text())["translator"]["mode"] == "reference"
+    for p in out2.glob("*.png"):
+        assert p.read_bytes() == (out3 / p.name).read_bytes()
+    out2 = tmp_path / "out4"
     assert main(["translate", str(run), "--split", "test", "--n", "12", "--out", str(out2)]) == 0
     first = sorted(p.name for p in out.glob("*.png") if p.name != "comparison.png")[0]
     assert (out / first).read_bytes() == (out2 / first).read_bytes()

@@ -93,9 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "Writes OUT/<name>.png per input, comparison.png (input | output | target when targets\n"
                            "exist) and translate.json (what ran; L1/PSNR/SSIM/FID against the targets).\n"
                            "Sizes: sides that are not multiples of 2^downs (256 for unet_256) are padded by\n"
-                           "reflection and cropped back; --size N resizes inputs first. --mode reference (default)\n"
-                           "keeps dropout on and normalises each image with its own batch statistics, like the\n"
-                           "reference test.py; --mode eval uses running statistics and no dropout."))
+                           "reflection and cropped back; --size N resizes inputs first. --mode reference keeps\n"
+                           "dropout on and normalises each image with its own batch statistics, like the\n"
+                           "reference test.py; --mode eval uses running statistics and no dropout; --mode auto\n"
+                           "(default) is reference for batch-1 runs and reference checkpoints, eval otherwise."))
     r.add_argument("paths", nargs="*", metavar="RUN_DIR|CHECKPOINT [INPUT]",
                    help="the model (omit with --from-reference) and an image file or folder")
     r.add_argument("--out", required=True, help="output folder")
@@ -106,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--aligned", action="store_true", help="INPUT images hold A|B side by side; B is the target")
     r.add_argument("--n", type=int, help="translate at most N pairs of a split")
     r.add_argument("--size", type=int, help="resize inputs to SIZE x SIZE for the network (outputs resized back)")
-    r.add_argument("--mode", choices=("reference", "eval"), default="reference")
+    r.add_argument("--mode", choices=("auto", "reference", "eval"), default="auto",
+                   help="auto (default): reference for batch-1 runs and --from-reference, eval otherwise")
     r.add_argument("--seed", type=int, default=0, help="seed of the dropout noise (mode reference)")
     r.add_argument("--no-fid", action="store_true", help="scores without FID")
     r.add_argument("--ckpt", default="latest", help="latest | best | STEP")

@@ -11,10 +11,11 @@ size (edge replication where an image is smaller than the padding); ``size`` res
 size x size first (bicubic) and the outputs back to the input's size. Images are not tiled: a large
 image runs whole, so its memory grows with its area.
 
-Modes: ``reference`` (default) matches the reference implementation's test.py without --eval: dropout
-on, batch norm on the statistics of the image itself (each image is run on its own, as with its
-batch size 1); the dropout noise comes from ``seed``. ``eval`` uses the running statistics and no
-dropout, and batches images of the same size.
+Modes: ``auto`` (default) picks ``reference`` for reference checkpoints and runs trained with batch
+size 1, ``eval`` for runs trained with larger batches. ``reference`` matches the reference
+implementation's test.py without --eval: dropout on, batch norm on the statistics of the image itself
+(each image is run on its own, as with its batch size 1); the dropout noise comes from ``seed``.
+``eval`` uses the running statistics and no dropout, and batches images of the same size.
 """
 
 from __future__ import annotations
@@ -93,13 +94,18 @@ class Translator:
 
 def load_translator(source: str | Path | None = None, *, ckpt: str = "latest", from_reference: str | Path | None = None,
                     netG: str = "unet_256", norm: str = "batch", input_nc: int = 3, output_nc: int = 3,
-                    ngf: int = 64, dropout: float = 0.5, mode: str = "reference", device: str = "cpu",
+                    ngf: int = 64, dropout: float = 0.5, mode: str = "auto", device: str = "cpu",
                     seed: int = 0) -> Translator:
-    """A Translator from a ganforge run / checkpoint folder, or from a reference ``latest_net_G.pth``."""
-    from .api import load, resolve_device
+    """A Translator from a ganforge run / checkpoint folder, or from a reference ``latest_net_G.pth``.
 
-    if mode not in INFERENCE_MODES:
-        raise GanforgeError(f"Unknown mode {mode!r}; choose one of: {', '.join(INFERENCE_MODES)}.")
+    ``mode="auto"``: ``reference`` for reference checkpoints and runs trained with batch size 1 (where
+    each image's own statistics are what training used), ``eval`` for runs trained with larger batches
+    (whose running statistics match training better than one image's)."""
+    from .api import load, resolve_device
+    from .tasks.pix2pix import default_inference_mode
+
+    if mode not in INFERENCE_MODES + ("auto",):
+        raise GanforgeError(f"Unknown mode {mode!r}; choose one of: auto, {', '.join(INFERENCE_MODES)}.")
     dev = resolve_device(device)
     if from_reference is not None:
         from .models.pix2pix import generator_from_reference
@@ -108,6 +114,7 @@ def load_translator(source: str | Path | None = None, *, ckpt: str = "latest", f
                                      dropout=dropout, ngf=ngf)
         info = {"from_reference": str(from_reference), "netG": netG, "norm": norm, "input_nc": input_nc,
                 "output_nc": output_nc, "ngf": ngf, "dropout": dropout}
+        mode = "reference" if mode == "auto" else mode
     else:
         if source is None:
             raise GanforgeError("Give a run folder or checkpoint to translate with, or --from-reference FILE.pth.")
@@ -116,6 +123,7 @@ def load_translator(source: str | Path | None = None, *, ckpt: str = "latest", f
             raise GanforgeError(f"{str(source)!r} is a {model.name} model, which samples from noise; translate needs "
                                 "an image-to-image model such as pix2pix (use ganforge sample for this one).")
         G = model.nets[model.task.sample_net]
+        mode = default_inference_mode(model.config.batch_size) if mode == "auto" else mode
         info = {"run": str(source), "checkpoint": str(model.path), "step": model.step, "model": model.name,
                 "model_options": model.meta.get("model_options")}
     G = G.to(dev)
@@ -146,15 +154,24 @@ def _comparison(inputs: list[torch.Tensor], outputs: list[torch.Tensor], targets
     return save_grid(images, path, nrow=per_row, min_width=min(960, 3 * per_row * shape[-1]))
 
 
+def sharpness(images: torch.Tensor) -> float:
+    """Mean absolute difference between neighbouring pixels (horizontal and vertical) of uint8 images:
+    blur lowers it; ``sharpness`` in :func:`paired_scores` is the outputs' value over the targets'."""
+    x = images.float()
+    return float(((x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()) / 2)
+
+
 def paired_scores(outputs: torch.Tensor, targets: torch.Tensor, fid: bool = True,
                   extractor: str | None = None, device: str = "cpu") -> dict[str, Any]:
-    """L1 (in 0..255), PSNR, SSIM of outputs against targets (uint8 [N, C, H, W]) and, when an extractor
-    is usable here, FID between the outputs and the targets (fmnist for small gray images)."""
+    """L1 (in 0..255), PSNR, SSIM of outputs against targets (uint8 [N, C, H, W]), sharpness (the outputs'
+    mean neighbouring-pixel difference over the targets': below 1 is blurrier than the targets) and, when
+    an extractor is usable here, FID between the outputs and the targets (fmnist for small gray images)."""
     from .metrics.paired import paired_metrics
 
     if outputs.shape != targets.shape:
         raise GanforgeError(f"Outputs {list(outputs.shape)} and targets {list(targets.shape)} differ in shape.")
-    scores: dict[str, Any] = {"n": int(outputs.shape[0]), **paired_metrics(outputs.numpy(), targets.numpy())}
+    scores: dict[str, Any] = {"n": int(outputs.shape[0]), **paired_metrics(outputs.numpy(), targets.numpy()),
+                              "sharpness": sharpness(outputs) / max(sharpness(targets), 1e-12)}
     if fid and outputs.shape[0] >= 2:
         from .metrics.evaluation import batches_from_array, default_extractor, extract, get_extractor
         from .metrics.fid import fid_from_features

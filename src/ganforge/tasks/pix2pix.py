@@ -9,10 +9,11 @@ same fake. Losses (reference scaling):
 * G: gan_weight * loss(D(A, fake_B), real) + lambda_l1 * |fake_B - B|_1 (mean over pixels). With
   ``gan_weight=0`` the D phase is dropped: the same U-Net trained with L1 alone.
 
-Inference mode (``render_samples`` and ``ganforge translate``): ``reference`` (default) does what the
+Inference mode (``render_samples`` and ``ganforge translate``): ``reference`` does what the
 reference's test.py does without ``--eval``: dropout stays on and batch norm normalises with the
 batch's own statistics (the running statistics are left untouched); ``eval`` uses the running
-statistics and no dropout.
+statistics and no dropout. By default runs trained with batch size 1 use ``reference``, others
+``eval`` (``default_inference_mode``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ from ..losses import LOSSES
 from . import TASKS, Phase, Task
 
 INFERENCE_MODES = ("reference", "eval")
+
+
+def default_inference_mode(train_batch_size: int) -> str:
+    """``reference`` (per-image batch statistics, dropout on) for batch-1 training, as the reference's
+    test.py; ``eval`` (running statistics) for larger training batches, whose batch statistics one test
+    image cannot reproduce."""
+    return "reference" if train_batch_size == 1 else "eval"
 
 
 @contextmanager
@@ -98,7 +106,7 @@ class Pix2PixTask(Task):
         self.gan_weight = float(train_cfg.gan_weight)
         self.lambda_l1 = float(train_cfg.lambda_l1)
         self.pairs: dict[str, torch.Tensor] = {}  # held-out pairs for the sample pictures (uint8)
-        self.mode = "reference"
+        self.mode = default_inference_mode(train_cfg.batch_size)  # for the sample pictures
 
     def phases(self) -> list[Phase]:
         c = self.cfg
