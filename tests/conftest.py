@@ -70,3 +70,25 @@ def tiny_config(data_root: Path, **overrides):
     }
     values.update(overrides)
     return resolve_config(flags=values)
+
+
+class Interrupted(Exception):
+    """Raised by :func:`train_interrupted` in place of the training step it stops at."""
+
+
+def train_interrupted(cfg, run_dir: Path, stop_at: int, monkeypatch) -> None:
+    """Train ``cfg`` into ``run_dir`` as if the process died just before step ``stop_at + 1``."""
+    import ganforge
+    from ganforge.train.trainer import Trainer
+
+    original = Trainer.train_step
+
+    def step(self):
+        if self.step == stop_at:
+            raise Interrupted
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "train_step", step)
+    with pytest.raises(Interrupted):
+        ganforge.train(cfg, run_dir)
+    monkeypatch.setattr(Trainer, "train_step", original)

@@ -139,6 +139,9 @@ def test_eval_of_a_conditional_run_reports_per_class_accuracy_and_fid(cgan_run):
     assert all(0.0 <= v <= 1.0 for v in acc.values())
     assert result["class_accuracy_mean"] == pytest.approx(np.mean(list(acc.values())))
     assert set(result["fid_per_class"]) == set(acc) and result["fid_per_class_mean"] > 0
+    floor = result["real_vs_real"]  # the same per-class FID between the train and test splits
+    assert set(floor["fid_per_class"]) == set(acc)
+    assert result["fid_per_class_real_vs_real_mean"] == pytest.approx(np.mean(list(floor["fid_per_class"].values())))
     json.dumps(result)
 
 

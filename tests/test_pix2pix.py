@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 import ganforge
+from conftest import train_interrupted
 from ganforge.cli import main
 from ganforge.models.unet import UNetGenerator, reference_unet_key_map
 from ganforge.tasks.pix2pix import inference_mode
@@ -148,21 +149,7 @@ def test_reference_inference_mode_uses_batch_statistics_and_dropout_and_changes_
 def test_resume_is_bit_identical_with_random_crops_flips_and_dropout(idx_root, tmp_path, monkeypatch):
     cfg = p2p_config(idx_root, steps=5, ckpt_every=2, load_size=36, model_options={**NETS, "dropout": 0.5})
     ganforge.train(cfg, tmp_path / "full")
-
-    class Stop(Exception):
-        pass
-
-    original = Trainer.train_step
-
-    def stop_at_3(self):
-        if self.step == 3:
-            raise Stop
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "train_step", stop_at_3)
-    with pytest.raises(Stop):
-        ganforge.train(cfg, tmp_path / "cut")
-    monkeypatch.setattr(Trainer, "train_step", original)
+    train_interrupted(cfg, tmp_path / "cut", 3, monkeypatch)
     ganforge.resume(tmp_path / "cut")
     a, b = weights(tmp_path / "full"), weights(tmp_path / "cut")
     assert a.keys() == b.keys()

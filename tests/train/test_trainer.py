@@ -10,7 +10,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import ganforge
-from conftest import tiny_config
+from conftest import tiny_config, train_interrupted
 from ganforge.train.checkpoint import list_checkpoints
 from ganforge.train.trainer import Trainer, lr_factor
 
@@ -45,10 +45,6 @@ def test_run_folder_has_pictures_logs_and_checkpoints(idx_root, tmp_path):
     assert state["step"] == 6 and state["batches_seen"] == 6
 
 
-class Stop(Exception):
-    pass
-
-
 @pytest.mark.parametrize("options", [
     {"ema_decay": 0.9, "d_steps": 2, "lr_schedule": "linear", "loss": "hinge"},
     {"loss": "wgan-gp", "model": "gan", "model_options": {"nz": 8, "g_hidden": [32], "d_hidden": [32]}},
@@ -56,18 +52,7 @@ class Stop(Exception):
 def test_resume_is_bit_identical(idx_root, tmp_path, monkeypatch, options):
     cfg = tiny_config(idx_root, steps=7, ckpt_every=3, **options)
     full = ganforge.train(cfg, tmp_path / "full")
-
-    original = Trainer.train_step
-
-    def stop_after_4(self):
-        if self.step == 4:  # after the step-3 checkpoint, mid-way to the next one
-            raise Stop
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "train_step", stop_after_4)
-    with pytest.raises(Stop):
-        ganforge.train(cfg, tmp_path / "cut")
-    monkeypatch.setattr(Trainer, "train_step", original)
+    train_interrupted(cfg, tmp_path / "cut", 4, monkeypatch)  # after the step-3 checkpoint, mid-way to the next
     assert [p.name for p in list_checkpoints(tmp_path / "cut" / "checkpoints")] == ["step_00000003"]
     resumed = ganforge.resume(tmp_path / "cut")
     assert resumed.step == full.step == 7

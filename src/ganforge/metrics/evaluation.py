@@ -350,6 +350,11 @@ def evaluate(
 
                 rvr = {"fid": float(fid_from_features(a.features[:m], b.features[:m])), "n": m,
                        "splits": f"{split} vs {other}"}
+                if model is not None and model.num_classes and a.labels is not None and b.labels is not None:
+                    floors = per_class_metrics(Features(b.features[:m], None), b.labels[:m], model.class_names,
+                                               Features(a.features[:m], None, a.labels[:m]))
+                    rvr["fid_per_class"] = floors.get("fid_per_class")
+                    rvr["fid_per_class_mean"] = floors.get("fid_per_class_mean")
             except GanforgeError:
                 rvr = None  # a dataset without a second split
     result = {
@@ -361,6 +366,8 @@ def evaluate(
     result.update(compute_metrics(fake, real, metrics, seed, real_stats, getattr(ex, "class_names", None) or None))
     if rvr is not None:
         result["fid_real_vs_real"] = rvr["fid"]
+        if rvr.get("fid_per_class_mean") is not None:
+            result["fid_per_class_real_vs_real_mean"] = rvr["fid_per_class_mean"]
         result["real_vs_real"] = rvr
     if model is not None and model.num_classes:
         y = model.inputs(count, seed)["y"][:n_fake].numpy()
