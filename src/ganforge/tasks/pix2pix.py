@@ -161,5 +161,6 @@ class Pix2PixTask(Task):
     def render_real(self, batch, path, n) -> None:
         from ..viz import save_grid
 
-        images, per_row = paired_grid(batch["A"][:n], batch["B"][:n], None, groups=4 if n >= 16 else 1)
+        images, per_row = paired_grid(batch["A"][:n], batch["B"][:n], None,
+                                      groups=4 if n >= 16 else 2 if n >= 4 else 1)
         save_grid(images, path, nrow=per_row)
