@@ -95,6 +95,28 @@ def test_class_folders_train_a_cgan_with_their_names(tmp_path):
     assert model.class_index("OWLS") == 2 and model.class_index("1") == 1
 
 
+def test_class_folders_named_by_numbers_are_chosen_by_name(tmp_path, capsys):
+    root = tmp_path / "numbered"
+    for name in ("1", "2", "10"):  # sorted as text: 1, 10, 2
+        (root / name).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(np.full((16, 16), 20 * i, np.uint8)).save(root / name / f"{i}.png")
+    cfg = ganforge.resolve_config(flags={"model": "cgan", "data": str(root), "image_size": 16, "steps": 1,
+                                         "batch_size": 4, "n_samples": 3, "progress": False, "model_options": SMALL})
+    ganforge.train(cfg, tmp_path / "run")
+    model = ganforge.load(tmp_path / "run")
+    assert model.class_names == ["1", "10", "2"]
+    assert model.class_index("2") == 2 and model.class_index(1) == 1 and model.class_index("10") == 1
+    assert main(["sample", str(tmp_path / "run"), "--n", "4", "--class", "2", "--out", str(tmp_path / "s.npz")]) == 0
+    with np.load(tmp_path / "s.npz") as z:
+        assert z["labels"].tolist() == [2] * 4
+        assert np.array_equal(z["images"], model.sample(4, seed=0, label="2"))
+        assert np.array_equal(z["images"], model.sample(4, seed=0, label=2))
+    from ganforge.latent import resolve_class
+
+    assert resolve_class("2", model.class_names) == 2 and resolve_class(2, model.class_names) == 2
+
+
 def test_training_writes_one_named_row_per_class(cgan_run):
     _, run = cgan_run
     model = ganforge.load(run)

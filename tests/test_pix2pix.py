@@ -250,6 +250,30 @@ def test_translate_refuses_a_noise_model_and_sample_refuses_pix2pix(idx_root, tm
     assert "ganforge translate" in capsys.readouterr().err
 
 
+def test_large_seeds_and_reference_mode_sample_pictures_run_each_image_alone(idx_root, tmp_path):
+    run = tmp_path / "run"
+    ganforge.train(p2p_config(idx_root, steps=1, seed=2**31 - 1, batch_size=1, sample_every=0), run)
+    model = ganforge.load(run)
+    task, G = model.task, model.nets["G"]
+    assert task.mode == "reference"  # trained at batch size 1
+    A = torch.rand(3, 1, 32, 32) * 2 - 1
+    G.requires_grad_(False)
+    with torch.no_grad():
+        torch.manual_seed(0)
+        together = task.generate(G, {"A": A})
+        torch.manual_seed(0)
+        alone = torch.cat([task.generate(G, {"A": A[i:i + 1]}) for i in range(3)])
+    assert torch.allclose(together, alone, atol=1e-6)
+
+
+def test_translate_bad_counts_are_one_sentence(idx_root, tmp_path, capsys):
+    ganforge.train(p2p_config(idx_root, steps=1), tmp_path / "run")
+    for flag in ("--n", "--size"):
+        rc = main(["translate", str(tmp_path / "run"), "--split", "test", flag, "0", "--out", str(tmp_path / "o")])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and f"{flag} must be a positive integer" in err and len(err.splitlines()) == 1
+
+
 def test_pix2pix_info_prints_the_reference_counts(capsys):
     assert main(["info", "pix2pix", "--netG", "unet_256"]) == 0
     assert json.loads(capsys.readouterr().out) == {"G": 54413955, "D": 2768705}

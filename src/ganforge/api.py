@@ -75,15 +75,19 @@ def load_training_data(cfg: TrainConfig, task_cls: type[Task], split: str | None
     return load_dataset(cfg.data, cfg.data_root, split, cfg.image_size, cfg.channels)
 
 
-def held_out_pairs(cfg: TrainConfig, task_cls: type[Task], n: int, image_size: int) -> dict[str, torch.Tensor]:
-    """The first ``n`` pairs of the held-out split (test, else val, else train) without augmentation."""
-    cfg = dataclasses.replace(cfg, image_size=image_size)
+def held_out_pairs(cfg: TrainConfig, task_cls: type[Task], n: int, train_data) -> dict[str, torch.Tensor]:
+    """The first ``n`` pairs of the held-out split (test, else val, else train) without augmentation, with
+    the training data's size and channels."""
+    from .data import convert_images
+
+    cfg = dataclasses.replace(cfg, image_size=train_data.image_size)
     for split in ("test", "val", "train"):
         try:
             data = load_training_data(cfg, task_cls, split, augment=False)
         except GanforgeError:
             continue
-        return {"A": data.A[:n].clone(), "B": data.B[:n].clone()}
+        return {"A": convert_images(data.A[:n].clone(), None, train_data.channels_A),
+                "B": convert_images(data.B[:n].clone(), None, train_data.channels_B)}
     raise GanforgeError(f"No split of {cfg.data!r} could be read for the sample pictures.")
 
 
@@ -168,7 +172,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> RunRes
         task: Task = task_cls(nets, model_cfg, cfg)
         task.class_names = list(data.class_names)
         if getattr(task_cls, "data_kind", "images") == "paired":
-            task.pairs = held_out_pairs(cfg, task_cls, cfg.n_samples, data.image_size)
+            task.pairs = held_out_pairs(cfg, task_cls, cfg.n_samples, data)
         stream = BatchStream(data, cfg.batch_size, cfg.seed, dist.rank, dist.world_size)
         total = _total_steps(cfg, stream, task)
         if dist.rank > 0:
@@ -273,17 +277,12 @@ class LoadedModel:
 
     def class_index(self, name_or_index: str | int) -> int:
         """The label index of a class given by name (case-insensitive) or index."""
+        from .latent import resolve_class
+
         k = self.num_classes
         if not k:
             raise GanforgeError(f"{str(self.path)!r} is an unconditional {self.name} model; it takes no class.")
-        names = self.class_names or [str(i) for i in range(k)]
-        text = str(name_or_index).strip()
-        for i, name in enumerate(names):
-            if name.lower() == text.lower():
-                return i
-        if text.lstrip("-").isdigit() and 0 <= int(text) < k:
-            return int(text)
-        raise GanforgeError(f"Unknown class {text!r}; choose a name ({', '.join(names)}) or an index 0..{k - 1}.")
+        return resolve_class(name_or_index, self.class_names or [str(i) for i in range(k)])
 
     def inputs(self, n: int, seed: int, label: int | None = None) -> dict[str, torch.Tensor]:
         """The generator inputs of ``sample(n, seed, label=...)`` (CPU tensors; z and, if conditional, y)."""
@@ -318,7 +317,7 @@ class LoadedModel:
         ``task.fixed_inputs``); ``label`` (a class name or index) makes every image that class."""
         if n < 1:
             raise GanforgeError(f"The number of samples must be positive, got {n}.")
-        index = None if label is None else self.class_index(label)
+        index = None if label is None else self.class_index(label)  # an int is an index, text a name first
         out = [self.sample_batch(n, seed, s, min(batch_size, n - s), ema, index) for s in range(0, n, batch_size)]
         return torch.cat(out).permute(0, 2, 3, 1).numpy()
 

@@ -253,6 +253,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
         raise GanforgeError(f"Give one input file or folder, got {len(inputs)}: {' '.join(inputs)}.")
     if inputs and args.split:
         raise GanforgeError("Give either an input file/folder or --split, not both.")
+    for flag, value in (("--n", args.n), ("--size", args.size)):
+        if value is not None and value < 1:
+            raise GanforgeError(f"{flag} must be a positive integer, got {value}.")
     t = load_translator(source, ckpt=args.ckpt, from_reference=args.from_reference, netG=args.netG, norm=args.norm,
                         input_nc=args.input_nc, output_nc=args.output_nc, ngf=args.ngf,
                         dropout=0.0 if args.no_dropout else 0.5, mode=args.mode, device=args.device, seed=args.seed)

@@ -134,8 +134,10 @@ def load_translator(source: str | Path | None = None, *, ckpt: str = "latest", f
 def _save_png(image: torch.Tensor, path: Path) -> None:
     from PIL import Image
 
+    from .viz import save_image_atomic
+
     arr = image.permute(1, 2, 0).numpy()
-    Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).save(path)
+    save_image_atomic(Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr), path)
 
 
 def _comparison(inputs: list[torch.Tensor], outputs: list[torch.Tensor], targets: list[torch.Tensor] | None,
@@ -194,6 +196,10 @@ def translate_images(translator: Translator, inputs: list[torch.Tensor], names: 
                      fid: bool = True) -> dict[str, Any]:
     """Translate images (each uint8 [C, H, W]) into ``out``/<name>.png; with targets also write
     comparison.png and scores. Writes translate.json (what ran, and the scores) and returns it."""
+    if not inputs:
+        raise GanforgeError("No images to translate.")
+    if size is not None and size < 1:
+        raise GanforgeError(f"--size must be a positive number of pixels, got {size}.")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     outputs: list[torch.Tensor] = []

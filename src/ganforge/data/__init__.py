@@ -119,7 +119,7 @@ class BatchStream:
         take = self._order[pos * self.batch_size:(pos + 1) * self.batch_size]
         items = getattr(self.data, "items", None)
         if items is not None:  # data with its own per-batch augmentation (paired crops/flips), seeded per batch
-            g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.rank) * 1_000_033 + index)
+            g = torch.Generator().manual_seed(((self.seed * 1_000_003 + self.rank) * 1_000_033 + index) % (1 << 64))
             return items(take, g)
         out = {"image": self.data.images[take]}
         if self.data.labels is not None:

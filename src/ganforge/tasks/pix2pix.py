@@ -145,13 +145,19 @@ class Pix2PixTask(Task):
         return {k: v[:n].float().div(127.5).sub(1) for k, v in self.pairs.items()}
 
     def generate(self, net, inputs):
+        """G(A); in the reference mode each image on its own (batch norm on its own statistics)."""
+        A = inputs["A"]
         with inference_mode(net, self.mode):
-            return net(inputs["A"])
+            if self.mode == "reference":
+                return torch.cat([net(A[i:i + 1]) for i in range(A.shape[0])])
+            return net(A)
 
     def render_samples(self, net, inputs, path, step) -> None:
         from ..viz import save_grid, to_uint8
 
-        with torch.random.fork_rng(devices=[]):  # dropout noise: the same every time, training RNG untouched
+        device = next(net.parameters()).device
+        # dropout noise: the same in every picture, and the training RNG streams (CPU and CUDA) untouched
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(self.cfg.seed)
             fake = self.generate(net, inputs)
         images, per_row = paired_grid(to_uint8(inputs["A"]), to_uint8(fake), to_uint8(inputs["B"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -45,11 +46,18 @@ def grid_image(images: torch.Tensor, nrow: int | None = None, min_width: int = 4
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, **kwargs) -> Path:
-    """Write uint8 [N, C, H, W] images as a PNG grid."""
+    """Write uint8 [N, C, H, W] images as a PNG grid (to a temporary file, then renamed over ``path``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    grid_image(images, nrow, **kwargs).save(path)
+    save_image_atomic(grid_image(images, nrow, **kwargs), path)
     return path
+
+
+def save_image_atomic(image: Image.Image, path: Path) -> None:
+    """Save a PIL image so that ``path`` holds either its old content or the whole new file."""
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    image.save(tmp)
+    os.replace(tmp, path)
 
 
 def save_gif(frames: list[Path], path: str | Path, duration_ms: int = 200, captions: list[str] | None = None) -> Path:
