@@ -64,21 +64,13 @@ def train_args(root: Path, out: Path, *extra: str) -> list[str]:
 # ------------------------------------------------------------------ train: mistakes
 
 
-def test_unknown_model(capsys, idx_root, tmp_path):
+@pytest.mark.parametrize("position, typo, meant", [(1, "dcgna", "dcgan"), (3, "fashion-mnst", "fashion-mnist")])
+def test_unknown_model_or_dataset(capsys, idx_root, tmp_path, position, typo, meant):
     out = tmp_path / "run"
     args = train_args(idx_root, out)
-    args[1] = "dcgna"
+    args[position] = typo
     msg = cli_error(capsys, *args)
-    assert "'dcgna'" in msg and "dcgan" in msg
-    assert not out.exists()
-
-
-def test_unknown_dataset(capsys, idx_root, tmp_path):
-    out = tmp_path / "run"
-    args = train_args(idx_root, out)
-    args[3] = "fashion-mnst"
-    msg = cli_error(capsys, *args)
-    assert "'fashion-mnst'" in msg and "fashion-mnist" in msg
+    assert f"'{typo}'" in msg and meant in msg
     assert not out.exists()
 
 

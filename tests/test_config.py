@@ -253,22 +253,17 @@ def test_both_steps_and_epochs_in_one_preset_file(tmp_path):
         resolve_config(str(p))
 
 
-def test_malformed_yaml_preset(tmp_path):
-    p = tmp_path / "broken.yaml"
-    p.write_text("model: dcgan\nmodel_options: {ngf: 8\nlr_g: [1e-4\n")
+@pytest.mark.parametrize("name, text, words", [
+    ("broken.yaml", "model: dcgan\nmodel_options: {ngf: 8\nlr_g: [1e-4\n", ["broken.yaml", "not valid YAML"]),
+    ("list.yaml", "- model: dcgan\n- steps: 10\n", ["list.yaml", "mapping"]),
+])
+def test_preset_files_that_are_not_a_mapping_of_settings(tmp_path, name, text, words):
+    p = tmp_path / name
+    p.write_text(text)
     with pytest.raises(GanforgeError) as err:
         resolve_config(str(p))
-    assert "broken.yaml" in str(err.value)
-    assert "not valid YAML" in str(err.value)
-
-
-def test_preset_that_is_a_list(tmp_path):
-    p = tmp_path / "list.yaml"
-    p.write_text("- model: dcgan\n- steps: 10\n")
-    with pytest.raises(GanforgeError) as err:
-        resolve_config(str(p))
-    assert "list.yaml" in str(err.value)
-    assert "mapping" in str(err.value)
+    for word in words:
+        assert word in str(err.value)
 
 
 def test_empty_preset_gives_the_defaults(tmp_path):
