@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .config import TrainConfig, config_from_dict
-from .data import BatchStream, load_dataset
+from .data import BatchStream, load_dataset, resolve_class
 from .errors import GanforgeError
 from .models import MODELS, count_parameters, model_config
 from .tasks import TASKS, Task
@@ -64,11 +64,10 @@ def load_training_data(cfg: TrainConfig, task_cls: type[Task], split: str | None
     if getattr(task_cls, "data_kind", "images") == "paired":
         from .data.paired import load_paired
 
-        if augment:
-            return load_paired(cfg.data, cfg.data_root, split, direction=cfg.direction, load_size=cfg.load_size,
-                               crop_size=cfg.image_size, flip=cfg.flip, channels_B=cfg.channels, derive=cfg.derive)
-        return load_paired(cfg.data, cfg.data_root, split, direction=cfg.direction, load_size=cfg.image_size,
-                           crop_size=cfg.image_size, flip=False, channels_B=cfg.channels, derive=cfg.derive)
+        # without augmentation: resized straight to image_size, no crop, no flip
+        load_size, flip = (cfg.load_size, cfg.flip) if augment else (cfg.image_size, False)
+        return load_paired(cfg.data, cfg.data_root, split, direction=cfg.direction, load_size=load_size,
+                           crop_size=cfg.image_size, flip=flip, channels_B=cfg.channels, derive=cfg.derive)
     if cfg.derive:
         raise GanforgeError(f"derive={cfg.derive} makes input/target pairs; it applies to paired models such as "
                             f"pix2pix, not to {cfg.model}.")
@@ -277,8 +276,6 @@ class LoadedModel:
 
     def class_index(self, name_or_index: str | int) -> int:
         """The label index of a class given by name (case-insensitive) or index."""
-        from .latent import resolve_class
-
         k = self.num_classes
         if not k:
             raise GanforgeError(f"{str(self.path)!r} is an unconditional {self.name} model; it takes no class.")

@@ -215,8 +215,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         grid = torch.from_numpy(images).permute(0, 3, 1, 2)
         if labels is not None and label is None and args.nrow is None:  # one row per class, named
             cols = model.task.grid_columns(args.n)
-            names = [model.task.class_name(int(labels[r * cols])) for r in range(-(-args.n // cols))]
-            save_grid(grid, out, nrow=cols, row_labels=names)
+            save_grid(grid, out, nrow=cols, row_labels=model.task.row_labels(labels, cols))
         else:
             save_grid(grid, out, nrow=args.nrow)
     what = f" of class {model.task.class_name(label)}" if label is not None else ""

@@ -55,6 +55,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
+from .data import resolve_class  # noqa: F401  (re-exported: ganforge.latent.resolve_class)
 from .errors import GanforgeError
 from .viz import grid_image, to_uint8
 
@@ -313,42 +314,13 @@ def select_by_class(probs: torch.Tensor, cls: int, min_confidence: float, take: 
 
 def num_classes(model) -> int:
     """Number of classes a model is conditioned on (0 = unconditional)."""
-    return int(getattr(model.task, "num_classes", 0) or 0)
+    return model.num_classes
 
 
 def model_class_names(model) -> list[str]:
     """The class names of a conditional model (its data's names, else "0", "1", ...)."""
-    n = num_classes(model)
-    names = list(getattr(model, "class_names", None) or [])
-    return names if len(names) == n else [str(i) for i in range(n)]
-
-
-def _squash(name: str) -> str:
-    return re.sub(r"[^0-9a-z]", "", name.lower())
-
-
-def resolve_class(value: int | str, names: Sequence[str], what: str = "class") -> int:
-    """A class -> its index. An int is an index; text is first a name (case-insensitive), then an index,
-    then a name with spaces and punctuation ignored. So with class folders named by numbers, ``"2"``
-    is the folder named 2, whatever its index."""
-    listing = ", ".join(f"{i} {n}" if n != str(i) else n for i, n in enumerate(names))
-    text = str(value).strip()
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        if 0 <= int(value) < len(names):
-            return int(value)
-        raise GanforgeError(f"{what.capitalize()} index {int(value)} is out of range; choose one of: {listing}.")
-    for i, n in enumerate(names):
-        if n.lower() == text.lower():
-            return i
-    if re.fullmatch(r"-?\d+", text):
-        i = int(text)
-        if 0 <= i < len(names):
-            return i
-        raise GanforgeError(f"{what.capitalize()} index {i} is out of range; choose one of: {listing}.")
-    matches = [i for i, n in enumerate(names) if _squash(n) == _squash(text) and _squash(text)]
-    if len(matches) == 1:
-        return matches[0]
-    raise GanforgeError(f"Unknown {what} {text!r}; choose one of: {listing} (a name, case-insensitive, or an index).")
+    names = list(model.class_names)
+    return names if len(names) == model.num_classes else [str(i) for i in range(model.num_classes)]
 
 
 def _model_class(model, class_: int | str | None) -> int | None:

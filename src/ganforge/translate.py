@@ -52,16 +52,9 @@ class Translator:
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise GanforgeError(f"Images to translate must be uint8 [N, C, H, W], got {images.dtype} "
                                 f"{list(images.shape)}.")
-        c = images.shape[1]
-        if c != self.input_nc:
-            if c == 1 and self.input_nc == 3:
-                images = images.expand(-1, 3, -1, -1)
-            elif c == 3 and self.input_nc == 1:
-                w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-                images = (images.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
-            else:
-                raise GanforgeError(f"The generator takes {self.input_nc}-channel images, got {c} channels.")
-        return images.float().div(127.5).sub(1.0)
+        from .data import convert_images
+
+        return convert_images(images, None, self.input_nc).float().div(127.5).sub(1.0)
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]

@@ -6,7 +6,9 @@ A loader returns :class:`ImageData`; :class:`BatchStream` turns it into reproduc
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import numbers
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +39,34 @@ class ImageData:
     @property
     def image_size(self) -> int:
         return self.images.shape[-1]
+
+
+def _squash(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def resolve_class(value: int | str, names: Sequence[str], what: str = "class") -> int:
+    """A class -> its index. An int is an index; text is first a name (case-insensitive), then an index,
+    then a name with spaces and punctuation ignored. So with class folders named by numbers, ``"2"``
+    is the folder named 2, whatever its index."""
+    listing = ", ".join(f"{i} {n}" if n != str(i) else n for i, n in enumerate(names))
+    text = str(value).strip()
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        if 0 <= int(value) < len(names):
+            return int(value)
+        raise GanforgeError(f"{what.capitalize()} index {int(value)} is out of range; choose one of: {listing}.")
+    for i, n in enumerate(names):
+        if n.lower() == text.lower():
+            return i
+    if re.fullmatch(r"-?\d+", text):
+        i = int(text)
+        if 0 <= i < len(names):
+            return i
+        raise GanforgeError(f"{what.capitalize()} index {i} is out of range; choose one of: {listing}.")
+    matches = [i for i, n in enumerate(names) if _squash(n) == _squash(text) and _squash(text)]
+    if len(matches) == 1:
+        return matches[0]
+    raise GanforgeError(f"Unknown {what} {text!r}; choose one of: {listing} (a name, case-insensitive, or an index).")
 
 
 # loader(root, split) -> ImageData at the dataset's own size

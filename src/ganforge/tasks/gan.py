@@ -130,9 +130,11 @@ class GANTask(Task):
             save_grid(images, path)
             return
         cols = self.grid_columns(images.shape[0])
-        rows = math.ceil(images.shape[0] / cols)
-        labels = [self.class_name(int(inputs["y"][r * cols])) for r in range(rows)]
-        save_grid(images, path, nrow=cols, row_labels=labels)
+        save_grid(images, path, nrow=cols, row_labels=self.row_labels(inputs["y"], cols))
+
+    def row_labels(self, y: torch.Tensor, columns: int) -> list[str]:
+        """The class name of each row of a grid of images with labels ``y``, ``columns`` per row."""
+        return [self.class_name(int(y[r * columns])) for r in range(math.ceil(len(y) / columns))]
 
     def class_name(self, index: int) -> str:
         return self.class_names[index] if index < len(self.class_names) else str(index)
