@@ -11,7 +11,7 @@ DEMO_OUT ?= runs/demo
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,export,notebooks]'
 	touch $@
 
 env: $(VENV)/.installed

@@ -67,9 +67,9 @@ def main() -> None:
         gan_dir, l1_dir = Path(args.gan), Path(args.l1)
     else:
         raise SystemExit("give --train, or both --gan RUN and --l1 RUN")
-    cfg = ganforge.load(gan_dir).config
-    size = ganforge.load(gan_dir).model_cfg.image_size
-    inputs, _, targets = paired_split(cfg.data, args.split, cfg.data_root, cfg.direction, cfg.derive, size, args.n)
+    trained = ganforge.load(gan_dir)
+    d, size = trained.data_config(), trained.model_cfg.image_size
+    inputs, _, targets = paired_split(d.name, args.split, d.root, d.direction, d.derive, size, args.n)
     A, B = torch.stack(inputs), torch.stack(targets)
     results, outputs = {}, {}
     for name, run in (("l1_only", l1_dir), ("cgan_l1", gan_dir)):
@@ -78,7 +78,7 @@ def main() -> None:
         results[name] = {k: v for k, v in paired_scores(outputs[name], B).items() if k != "fid_extractor"}
         results[name]["step"] = ganforge.load(run).step
         results[name]["mode"] = t.mode
-    print(f"{args.split} split, {len(A)} pairs, {cfg.data} at {size}x{size}")
+    print(f"{args.split} split, {len(A)} pairs, {d.name} at {size}x{size}")
     print(f"  {'run':<10} {'steps':>6} {'L1':>7} {'PSNR':>7} {'SSIM':>7} {'sharpness':>9} {'FID':>8}")
     for name, r in results.items():
         print(f"  {name:<10} {r['step']:>6} {r['l1']:>7.2f} {r['psnr']:>7.2f} {r['ssim']:>7.4f} {r['sharpness']:>9.3f} "

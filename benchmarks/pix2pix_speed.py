@@ -8,8 +8,9 @@ with the loss halved; G update on the vanilla GAN loss of D(concat(A, fake)) + 1
 
     plain      the loop in this file on in-memory float batches (the networks are ganforge's U-Net and
                PatchGAN, identical in both variants: this measures the loop, not the layers)
-    ganforge   Trainer.train_step with the pix2pix task (paired batch fetch with random crop/flip and
-               the uint8 -> float conversion included)
+    ganforge   Trainer.train_step with the pix2pix task, built by build_run on the paired dataset
+               "random" registered here (paired batch fetch with random crop/flip and the uint8 -> float
+               conversion included)
 
 After warm-up, each round times --steps steps of each variant in turn (order alternating); medians
 of the rounds are compared. Target: ganforge >= 0.97x plain.
@@ -22,17 +23,14 @@ import os
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from ganforge.config import TrainConfig
-from ganforge.data import BatchStream
-from ganforge.data.paired import PairedData
-from ganforge.models import build_model, model_config
-from ganforge.tasks import TASKS
-from ganforge.train.trainer import Trainer
+from ganforge.config import resolve_config
+from ganforge.data.pairs import PAIRED_DATASETS, PairedSource, SizeRule
+from ganforge.models import build_model
+from ganforge.train.run import build_run
 
 
 def make_plain(nets: dict, size: int, channels: int, batch: int):
@@ -63,23 +61,29 @@ def make_plain(nets: dict, size: int, channels: int, batch: int):
     return step
 
 
+def register_random_pairs(channels: int, n: int) -> None:
+    """The paired dataset "random": ``n`` pairs of uniform uint8 images with ``channels`` channels on both
+    sides, stored at the load size the run asks for (286/256 x the crop), the same for every split."""
+
+    def load(root: str | None, split: str, size_rule: SizeRule):
+        side = size_rule(256).load
+        g = torch.Generator().manual_seed(0)
+        A, B = (torch.randint(0, 256, (n, channels, side, side), dtype=torch.uint8, generator=g) for _ in "AB")
+        return A, B, [str(i) for i in range(n)]
+
+    if "random" not in PAIRED_DATASETS:
+        PAIRED_DATASETS.register("random", PairedSource(load, "uniform noise pairs (benchmarks)"))
+
+
 def make_ganforge(options: dict, size: int, channels: int, batch: int, run_dir: str):
-    cfg = TrainConfig(model="pix2pix", model_options=options, data="random", batch_size=batch, image_size=size,
-                      loss="vanilla", device="cpu", progress=False)
-    cfg.validate()
-    mcfg = model_config("pix2pix", options)
-    nets = build_model("pix2pix", options)
-    task = TASKS.get("pix2pix")(nets, mcfg, cfg)
-    load = round(size * 286 / 256)
-    n = max(8, 2 * batch)
-    data = PairedData(torch.randint(0, 256, (n, channels, load, load), dtype=torch.uint8),
-                      torch.randint(0, 256, (n, channels, load, load), dtype=torch.uint8),
-                      name="random", names=[str(i) for i in range(n)], crop_size=size, flip=True)
-    task.pairs = {"A": data.A[:4, :, :size, :size], "B": data.B[:4, :, :size, :size]}  # the sample-grid inputs
-    stream = BatchStream(data, batch, seed=0)
-    trainer = Trainer(task, cfg, stream, run_dir=Path(run_dir), meta={}, total_steps=10**6,
-                      device=torch.device("cpu"))
-    return trainer.train_step, nets
+    """One step of ganforge's Trainer with the pix2pix task (built by build_run, as ganforge.train does)."""
+    register_random_pairs(channels, max(8, 2 * batch))
+    cfg = resolve_config(flags={
+        "model": "pix2pix", "model_options": {k: options[k] for k in ("netG", "ngf", "ndf")}, "data": "random",
+        "image_size": size, "channels": channels, "batch_size": batch, "loss": "vanilla", "device": "cpu",
+        "progress": False, "steps": 10**6})
+    run = build_run(cfg, run_dir, write=False)
+    return run.trainer.train_step, run.task.nets
 
 
 def main() -> None:

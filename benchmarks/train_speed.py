@@ -8,7 +8,8 @@ algorithm, GANTask's nonsaturating GAN: one D update on a real batch and a fake 
 gradients, then one G update on fresh noise with D's weights frozen. One step = one D + one G update.
 
     plain_fp32     the loop in this file: nn.Sequential G/D as in pytorch/examples, in-memory batches
-    ganforge_fp32  ganforge's Trainer.train_step (batch fetch and uint8 -> float conversion included)
+    ganforge_fp32  ganforge's Trainer.train_step, built by build_run (batch fetch and uint8 -> float
+                   conversion included)
     ganforge_bf16  the same with precision=bf16 (torch.autocast on the CPU)
     plain_bf16     the plain loop under torch.autocast(bf16), for reference
 
@@ -37,11 +38,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ganforge.config import TrainConfig
-from ganforge.data import BatchStream, ImageData
-from ganforge.models import build_model, model_config
-from ganforge.tasks import TASKS
-from ganforge.train.trainer import Trainer
+from ganforge.config import resolve_config
+from ganforge.data import DATASETS, ImageData
+from ganforge.train.run import build_run
 
 NZ, LR, BETAS = 100, 2e-4, (0.5, 0.999)
 VARIANTS = ("plain_fp32", "ganforge_fp32", "ganforge_bf16", "plain_bf16")
@@ -131,20 +130,29 @@ def make_plain(size: int, channels: int, batch_size: int, bf16: bool) -> tuple[C
 
 
 # --------------------------------------------------------------------------- ganforge
+RANDOM_IMAGES = 2048
+
+
+def random_images(root: str | None, split: str) -> ImageData:
+    """The "random" dataset: RANDOM_IMAGES uniform uint8 RGB images of 64x64 (converted to the run's
+    image_size and channels by load_dataset), the same for every split."""
+    g = torch.Generator().manual_seed(0)
+    return ImageData(torch.randint(0, 256, (RANDOM_IMAGES, 3, 64, 64), dtype=torch.uint8, generator=g), name="random")
+
+
+if "random" not in DATASETS:
+    DATASETS.register("random", random_images)
+
+
 def make_ganforge(size: int, channels: int, batch_size: int, precision: str,
                   run_dir: str) -> tuple[Callable[[], None], dict]:
-    """One step of ganforge's Trainer (built from the public pieces, as api.train does), and its networks."""
-    options = {"image_size": size, "channels": channels, "ngf": 64, "ndf": 64}
-    cfg = TrainConfig(model="dcgan", model_options=options, data="random", batch_size=batch_size,
-                      precision=precision, device="cpu", progress=False)
-    cfg.validate()
-    nets = build_model("dcgan", options)
-    task = TASKS.get("gan")(nets, model_config("dcgan", options), cfg)
-    images = torch.randint(0, 256, (2048, channels, size, size), dtype=torch.uint8)
-    stream = BatchStream(ImageData(images, name="random"), batch_size, seed=cfg.seed)
-    trainer = Trainer(task, cfg, stream, run_dir=Path(run_dir), meta={}, total_steps=10**6,
-                      device=torch.device("cpu"))
-    return trainer.train_step, nets
+    """One step of ganforge's Trainer (built by build_run, as ganforge.train does), and its networks."""
+    cfg = resolve_config(flags={
+        "model": "dcgan", "model_options": {"ngf": 64, "ndf": 64}, "data": "random", "image_size": size,
+        "channels": channels, "batch_size": batch_size, "precision": precision, "device": "cpu", "progress": False,
+        "steps": 10**6})
+    run = build_run(cfg, run_dir, write=False)
+    return run.trainer.train_step, run.task.nets
 
 
 # --------------------------------------------------------------------------- the CPU's peak

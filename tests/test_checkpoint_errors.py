@@ -15,9 +15,9 @@ import torch
 
 import ganforge
 from conftest import make_idx_dataset, tiny_config
+from ganforge.checkpoint import list_checkpoints
 from ganforge.errors import GanforgeError
 from ganforge.losses import LOSSES, GANLoss, bce_d_loss, nonsaturating_g_loss
-from ganforge.train.checkpoint import list_checkpoints
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -217,14 +218,14 @@ def test_interpolate_is_deterministic_and_regenerates_from_its_record(model, tmp
 
 def test_arithmetic_groups_result_and_record(model, tmp_path):
     # a class group: the class the fmnist classifier gives most candidates, with no confidence floor
-    extractor = latent._fmnist(model)
-    cand = model.task.fixed_inputs(32, 4)["z"]
+    extractor = latent.fmnist_extractor(model)
+    cand = model.fixed_inputs(32, 4)["z"]
     counts = torch.bincount(extractor(latent.render(model, cand))["logits"].argmax(1))
     top = int(counts.argmax())
     groups = {"a": "seeds:1,5,9", "b": "grid:7,12@seed=0,n=64", "c": f"class:{top}@seed=4,n=32,min=0,take=3"}
     fig = latent.arithmetic(model, "a - b + c", groups, variants=3, noise=0.25, noise_seed=1, out=tmp_path / "a")
     assert torch.equal(fig.latents["a"], latent.z_from_seeds([1, 5, 9], NZ))
-    assert torch.equal(fig.latents["b"], model.task.fixed_inputs(64, 0)["z"][[7, 12]])
+    assert torch.equal(fig.latents["b"], model.fixed_inputs(64, 0)["z"][[7, 12]])
     chosen = fig.record["groups"]["c"]["indices"]
     assert len(chosen) == min(3, int(counts[top])) and torch.equal(fig.latents["c"], cand[chosen])
     conf = fig.record["groups"]["c"]["confidences"]
@@ -368,7 +369,7 @@ def test_class_interpolation_blends_soft_labels_at_a_fixed_latent(cmodel, tmp_pa
 def test_conditional_arithmetic_sweep_and_truncation_use_the_class(cmodel, tmp_path):
     fig = latent.arithmetic(cmodel, "a - b + c", {"a": "seeds:1,2", "b": "grid:0,1@n=20", "c": "seeds:3"},
                             variants=1, out=tmp_path / "a")
-    grid = cmodel.task.fixed_inputs(20, 0)
+    grid = cmodel.fixed_inputs(20, 0)
     assert fig.record["classes"]["b"] == grid["y"][[0, 1]].tolist()
     assert fig.record["classes"]["a"] == [1, 2] and fig.record["classes"]["result"] == 1
     fixed = latent.arithmetic(cmodel, "a - b", {"a": "seeds:1,2", "b": "seeds:3"}, variants=0, class_="Bag")
@@ -418,6 +419,22 @@ def test_cli_each_tool_writes_the_api_picture(run_dir, model, tmp_path, capsys):
     assert rc == 0 and (tmp_path / "s/sweep_dimension.png").read_bytes() == (out / "sweep_dimension.png").read_bytes()
     with Image.open(out / "sweep_dimension.png") as im:
         assert im.mode == "RGB" and im.width > 5 * 28
+    # the help's table of files names exactly what these commands wrote (no temporary files left behind)
+    listed = help_files()
+    ran = ("interpolate --seeds", "arithmetic", "sweep --dim", "sweep --pca", "truncate")
+    assert sorted(p.name for p in out.iterdir()) == sorted(f for row in ran for f in listed[row])
+
+
+def help_files() -> dict[str, list[str]]:
+    """The file names `ganforge latent -h` lists for each command, from its "files written" table."""
+    parser = argparse.ArgumentParser(prog="ganforge")
+    epilog = add_parser(parser.add_subparsers()).epilog
+    table = epilog.split("files written into --out:\n")[1].split("\n\n")[0]
+    rows = {}
+    for line in table.splitlines():
+        command, files = re.split(r"\s{2,}", line.strip(), maxsplit=1)
+        rows[command] = re.findall(r"[a-z_]+\.(?:png|json|gif)", files)
+    return rows
 
 
 def test_cli_conditional_class_interpolation(cond_dir, tmp_path, capsys):
@@ -425,6 +442,7 @@ def test_cli_conditional_class_interpolation(cond_dir, tmp_path, capsys):
                      "--out", tmp_path)
     assert rc == 0, err
     rec = json.loads((tmp_path / "interpolate_classes.json").read_text())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(help_files()["interpolate --classes"][:2])
     assert rec["classes"] == [5, 7] and rec["seeds"] == [1, 2]
     rc, _, err = cli(capsys, "interpolate", cond_dir, "--classes", "Sandal,Hat", "--out", tmp_path)
     assert rc == 2 and "Unknown class 'Hat'; choose one of: 0 T-shirt/top" in err

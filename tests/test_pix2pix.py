@@ -14,7 +14,8 @@ import ganforge
 from conftest import train_interrupted
 from ganforge.cli import main
 from ganforge.models.unet import UNetGenerator, reference_unet_key_map
-from ganforge.tasks.pix2pix import inference_mode
+from ganforge.pipelines.translation import inference_mode
+from ganforge.train.run import build_task
 from ganforge.train.trainer import Trainer
 
 NETS = {"netG": "unet_32", "ngf": 8, "ndf": 8}
@@ -31,7 +32,7 @@ def p2p_config(root, **overrides):
 def weights(run, which="latest"):
     from safetensors.torch import load_file
 
-    from ganforge.train.checkpoint import resolve_checkpoint
+    from ganforge.checkpoint import resolve_checkpoint
 
     return load_file(str(resolve_checkpoint(run, which) / "weights.safetensors"))
 
@@ -97,9 +98,8 @@ def test_the_generator_runs_once_per_step_and_its_loss_is_gan_plus_lambda_l1(idx
 
 def test_pix2pix_losses_follow_the_reference_scaling():
     cfg = ganforge.resolve_config(flags={"model": "pix2pix", "lambda_l1": 10.0})
-    model_cfg = ganforge.models.model_config("pix2pix", {**NETS, "image_size": 32, "input_nc": 1, "output_nc": 1})
-    nets = ganforge.build_model("pix2pix", ganforge.api.dataclasses.asdict(model_cfg))
-    task = ganforge.TASKS.get("pix2pix")(nets, model_cfg, cfg)
+    task = build_task(cfg, {**NETS, "image_size": 32, "input_nc": 1, "output_nc": 1})
+    nets = task.nets
     torch.manual_seed(0)
     A, B = torch.rand(2, 1, 32, 32) * 2 - 1, torch.rand(2, 1, 32, 32) * 2 - 1
     fake = nets["G"](A)
@@ -254,15 +254,15 @@ def test_large_seeds_and_reference_mode_sample_pictures_run_each_image_alone(idx
     run = tmp_path / "run"
     ganforge.train(p2p_config(idx_root, steps=1, seed=2**31 - 1, batch_size=1, sample_every=0), run)
     model = ganforge.load(run)
-    task, G = model.task, model.nets["G"]
-    assert task.mode == "reference"  # trained at batch size 1
+    G = model.nets["G"]
+    assert model.mode == "reference"  # trained at batch size 1
     A = torch.rand(3, 1, 32, 32) * 2 - 1
     G.requires_grad_(False)
     with torch.no_grad():
         torch.manual_seed(0)
-        together = task.generate(G, {"A": A})
+        together = model.generate({"A": A}, net=G)
         torch.manual_seed(0)
-        alone = torch.cat([task.generate(G, {"A": A[i:i + 1]}) for i in range(3)])
+        alone = torch.cat([model.generate({"A": A[i:i + 1]}, net=G) for i in range(3)])
     assert torch.allclose(together, alone, atol=1e-6)
 
 

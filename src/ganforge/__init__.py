@@ -1,18 +1,20 @@
 """ganforge: generative adversarial networks - faithful models, one training loop, metrics, pictures."""
 
-from .api import LoadedModel, RunResult, info, load, resolve_device, resume, train
-from .config import TrainConfig, resolve_config
+from . import latent
+from .api import RunResult, evaluate, info, load, resolve_device, resume, train
+from .config import DataConfig, TrainConfig, resolve_config
 from .data import DATASETS, load_dataset
 from .errors import GanforgeError
 from .losses import LOSSES
-from .metrics import evaluate
 from .models import MODELS, build_model, count_parameters
+from .pipelines import PIPELINES, CycleGANPipeline, NoisePipeline, Pipeline, PointsPipeline, TranslationPipeline
 from .tasks import TASKS
-
-__version__ = "0.1.0"
+from .version import __version__
+from .viz.notebook import show
 
 __all__ = [
-    "DATASETS", "LOSSES", "MODELS", "TASKS", "GanforgeError", "LoadedModel", "RunResult", "TrainConfig",
-    "build_model", "count_parameters", "evaluate", "info", "load", "load_dataset", "resolve_config", "resolve_device",
-    "resume", "train",
+    "__version__", "build_model", "count_parameters", "CycleGANPipeline", "DataConfig", "DATASETS", "evaluate",
+    "GanforgeError", "info", "latent", "load", "load_dataset", "LOSSES", "MODELS", "NoisePipeline", "Pipeline",
+    "PIPELINES", "PointsPipeline", "resolve_config", "resolve_device", "resume", "RunResult", "show", "TASKS",
+    "train", "TrainConfig", "TranslationPipeline",
 ]

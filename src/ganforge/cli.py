@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from .config import PRECISIONS, preset_names
 def _registry_text() -> str:
     from .data import DATASETS
     from .data.paired import PAIRED_DATASETS
+    from .data.unaligned import UNALIGNED_DATASETS
     from .losses import LOSSES
     from .models import MODELS
 
@@ -21,14 +23,24 @@ def _registry_text() -> str:
             f"datasets: {', '.join(DATASETS.names())}, or a folder of images (class subfolders = labels)\n"
             f"paired (pix2pix): {', '.join(PAIRED_DATASETS.names())},\n"
             "          or a folder of A|B images (or A/ and B/), or any dataset/folder with derive=KIND\n"
+            f"unpaired (cyclegan): {', '.join(UNALIGNED_DATASETS.names())},\n"
+            "          or a folder with trainA/ trainB/ (testA/ testB/), or two folders as A_DIR,B_DIR\n"
             f"losses:   {', '.join(LOSSES.names())}\n"
             f"presets:  {', '.join(preset_names())}")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported as one sentence (not a usage dump) and exit status 2."""
+
+    def error(self, message: str):
+        message = message[0].upper() + message[1:] if message else message
+        self.exit(2, f"ganforge: error: {message.rstrip('.')} (see {self.prog} --help).\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
-    p = argparse.ArgumentParser(prog="ganforge", description="Train, sample and inspect GANs.",
-                                epilog=_registry_text(), formatter_class=fmt)
+    p = Parser(prog="ganforge", description="Train, sample and inspect GANs.",
+               epilog=_registry_text(), formatter_class=fmt)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a model", formatter_class=fmt, epilog=_registry_text() + (
@@ -84,14 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="cpu")
     e.add_argument("--batch-size", type=int, default=100)
 
-    r = sub.add_parser("translate", help="translate images with a pix2pix run or a reference latest_net_G.pth",
+    r = sub.add_parser("translate", help="translate images with a pix2pix or CycleGAN run, or reference generators",
                        formatter_class=fmt, epilog=(
                            "Examples:\n"
                            "  ganforge translate runs/e2f --split test --out out/   (the run's held-out pairs)\n"
                            "  ganforge translate runs/facades photos/ --out out/    (a file or a folder)\n"
                            "  ganforge translate --from-reference latest_net_G.pth --netG unet_256 in/ --out out/\n"
+                           "  ganforge translate runs/f2e --split test --direction BtoA --out out/   (CycleGAN: G_B)\n"
+                           "  ganforge translate --from-reference latest_net_G_A.pth horses/ --out out/  (G_B beside)\n"
                            "Writes OUT/<name>.png per input, comparison.png (input | output | target when targets\n"
-                           "exist) and translate.json (what ran; L1/PSNR/SSIM/FID against the targets).\n"
+                           "exist; CycleGAN: input | output | reconstruction [| target]) and translate.json (what\n"
+                           "ran; L1/PSNR/SSIM/FID against the targets; CycleGAN: the reconstructions' L1/PSNR/SSIM).\n"
                            "Sizes: sides that are not multiples of 2^downs (256 for unet_256) are padded by\n"
                            "reflection and cropped back; --size N resizes inputs first. --mode reference keeps\n"
                            "dropout on and normalises each image with its own batch statistics, like the\n"
@@ -103,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--split", help="translate this split of the run's paired dataset (or of --data)")
     r.add_argument("--data", help="paired dataset name or folder for --split (default: the run's)")
     r.add_argument("--derive", help="with --data: derive the inputs (edges, gray2color, lowres4, ...)")
-    r.add_argument("--direction", choices=("AtoB", "BtoA"), help="which half is the input (default: the run's)")
+    r.add_argument("--direction", choices=("AtoB", "BtoA"),
+                   help="pix2pix: which half is the input (default: the run's); CycleGAN: AtoB = G_A (default), "
+                        "BtoA = G_B")
     r.add_argument("--aligned", action="store_true", help="INPUT images hold A|B side by side; B is the target")
     r.add_argument("--n", type=int, help="translate at most N pairs of a split")
     r.add_argument("--size", type=int, help="resize inputs to SIZE x SIZE for the network (outputs resized back)")
@@ -113,17 +130,26 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-fid", action="store_true", help="scores without FID")
     r.add_argument("--ckpt", default="latest", help="latest | best | STEP")
     r.add_argument("--device", default="cpu")
-    r.add_argument("--from-reference", metavar="NET_G.pth", help="a junyanz pytorch-CycleGAN-and-pix2pix generator")
-    r.add_argument("--netG", default="unet_256", help="with --from-reference: unet_32|unet_64|unet_128|unet_256")
-    r.add_argument("--norm", default="batch", help="with --from-reference: batch | instance | none")
-    r.add_argument("--input-nc", type=int, default=3)
-    r.add_argument("--output-nc", type=int, default=3)
-    r.add_argument("--ngf", type=int, default=64)
+    r.add_argument("--from-reference", metavar="NET_G.pth",
+                   help="a junyanz pytorch-CycleGAN-and-pix2pix generator: latest_net_G.pth (pix2pix) or "
+                        "latest_net_G_A.pth / latest_net_G_B.pth (CycleGAN; G_B is loaded too when it lies beside G_A)")
+    r.add_argument("--from-reference-B", metavar="NET_G_B.pth", help="the CycleGAN G_B (B -> A) to go with G_A")
+    r.add_argument("--netG", help="with --from-reference: unet_32|unet_64|unet_128|unet_256 (pix2pix default "
+                                  "unet_256) or resnet_9blocks|resnet_6blocks (CycleGAN default resnet_9blocks)")
+    r.add_argument("--norm", help="with --from-reference: batch | instance | none (default: batch for pix2pix, "
+                                  "instance for CycleGAN)")
+    r.add_argument("--input-nc", type=int, help="with --from-reference: channels of A (default 3; CycleGAN: read)")
+    r.add_argument("--output-nc", type=int, help="with --from-reference: channels of B (default 3; CycleGAN: read)")
+    r.add_argument("--ngf", type=int, help="with --from-reference: generator width (default 64; CycleGAN: read)")
     r.add_argument("--no-dropout", action="store_true", help="with --from-reference: trained with --no_dropout")
 
     from . import cli_latent
 
     cli_latent.add_parser(sub)
+
+    from . import cli_export
+
+    cli_export.add_parser(sub)
 
     y = sub.add_parser("toy", help="watch a GAN learn 1-D / 2-D toy data (figure 1 of Goodfellow et al., GAN Lab)",
                        formatter_class=fmt, epilog=(
@@ -162,28 +188,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .api import resume, train
+    from .api import plan_resume, resume, train
     from .config import resolve_config
 
     if args.model and "=" in args.model:
         args.overrides.insert(0, args.model)
         args.model = None
     if args.resume:
-        if args.model or args.data or args.config or args.overrides:
+        if args.model or args.data or args.config or args.data_root:
             from .errors import GanforgeError
 
-            raise GanforgeError("--resume continues a run with its saved settings; give only --steps/--epochs "
-                                "or --no-progress with it.")
-        result = resume(args.resume, {"steps": args.steps, "epochs": args.epochs,
-                                      "progress": False if args.no_progress else None,
-                                      "device": args.device})
+            raise GanforgeError("--resume continues a run with its saved model, data and preset; leave out the "
+                                "model, --data, --data-root and --config (settings that may change can be given).")
+        changes = {"steps": args.steps, "epochs": args.epochs, "batch_size": args.batch_size,
+                   "precision": args.precision, "device": args.device, "seed": args.seed,
+                   "progress": False if args.no_progress else None}
+        _, changed, restart = plan_resume(args.resume, changes, args.overrides)
+        if restart:
+            print(f"ganforge: {args.resume} stopped before its first checkpoint; training it again from step 0 "
+                  "with its saved settings.", file=sys.stderr)
+        if changed:
+            print("ganforge: resuming with " + ", ".join(f"{k} {new!r} (was {old!r})" for k, (old, new)
+                                                         in changed.items()) + ".", file=sys.stderr)
+        result = resume(args.resume, changes, overrides=args.overrides)
     else:
         flags = {"model": args.model, "data": args.data, "data_root": args.data_root, "steps": args.steps,
                  "epochs": args.epochs, "batch_size": args.batch_size, "precision": args.precision,
                  "device": args.device, "seed": args.seed, "progress": False if args.no_progress else None}
         cfg = resolve_config(args.config, flags, args.overrides)
-        out = args.out or f"runs/{cfg.model}-{Path(cfg.data).name}"
+        out = args.out or f"runs/{cfg.model}-{Path(cfg.data.name).name}"
         result = train(cfg, out)
+    if result.stopped_by in ("SIGINT", "SIGTERM"):
+        if result.checkpoint is not None:  # rank 0 (under torchrun the other ranks print nothing)
+            print(f"ganforge: interrupted at step {result.step}; checkpoint saved in {result.checkpoint}; "
+                  f"continue with: ganforge train --resume {result.run_dir}", file=sys.stderr)
+        return 128 + getattr(signal, result.stopped_by)  # 130 for SIGINT, 143 for SIGTERM
     print(f"Trained to step {result.step}; pictures and checkpoints are in {result.run_dir}/")
     return 0
 
@@ -194,37 +233,42 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     from .api import load
     from .errors import GanforgeError
+    from .io import check_writable_parent, write_atomic
     from .viz import save_grid
 
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".npz"):
         raise GanforgeError(f"--out must end in .png or .npz, got {args.out!r}.")
-    model = load(args.source, args.ckpt, args.device)
+    if out.is_dir():
+        raise GanforgeError(f"--out {args.out!r} is a folder; give a file name ending in .png or .npz.")
+    check_writable_parent(out, "--out")
     if args.n < 1:
         raise GanforgeError(f"--n must be positive, got {args.n}.")
+    if args.nrow is not None and args.nrow < 1:
+        raise GanforgeError(f"--nrow must be a positive number of images per row, got {args.nrow}.")
+    model = load(args.source, args.ckpt, args.device)
     label = None if args.label is None else model.class_index(args.label)
     images = model.sample(args.n, seed=args.seed, ema=args.ema, label=label)
     labels = model.inputs(args.n, args.seed, label)["y"].numpy() if model.num_classes else None
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".npz":
-        tmp = out.with_name(out.name + ".tmp.npz")
         extra = {"labels": labels, "class_names": np.array(model.class_names)} if labels is not None else {}
-        np.savez_compressed(tmp, images=images, seed=np.int64(args.seed), step=np.int64(model.step or 0), **extra)
-        tmp.replace(out)
+        write_atomic(out, lambda p: np.savez_compressed(p, images=images, seed=np.int64(args.seed),
+                                                        step=np.int64(model.step or 0), **extra))
     else:
         grid = torch.from_numpy(images).permute(0, 3, 1, 2)
         if labels is not None and label is None and args.nrow is None:  # one row per class, named
-            cols = model.task.grid_columns(args.n)
-            save_grid(grid, out, nrow=cols, row_labels=model.task.row_labels(labels, cols))
+            cols = model.grid_columns(args.n)
+            save_grid(grid, out, nrow=cols, row_labels=model.row_labels(labels, cols))
         else:
             save_grid(grid, out, nrow=args.nrow)
-    what = f" of class {model.task.class_name(label)}" if label is not None else ""
+    what = f" of class {model.class_name(label)}" if label is not None else ""
     print(f"Wrote {args.n} samples{what} from step {model.step} to {out}")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .metrics import evaluate
+    from .api import evaluate
 
     if args.n is not None and args.n < 2:
         from .errors import GanforgeError
@@ -234,6 +278,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                       n=args.n, ckpt=args.ckpt, seed=args.seed, weights=args.weights, device=args.device,
                       batch_size=args.batch_size, ema=args.ema, data_root=args.data_root, split=args.split)
     print(json.dumps(result))
+    if result.get("warning"):
+        print(f"ganforge: warning: {result['warning']}.", file=sys.stderr)
     return 0
 
 
@@ -242,7 +288,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     from .translate import load_translator, paired_split, read_inputs, translate_images
 
     paths = list(args.paths)
-    if args.from_reference:
+    if args.from_reference or args.from_reference_B:
         source, inputs = None, paths
     else:
         if not paths:
@@ -255,36 +301,46 @@ def cmd_translate(args: argparse.Namespace) -> int:
     for flag, value in (("--n", args.n), ("--size", args.size)):
         if value is not None and value < 1:
             raise GanforgeError(f"{flag} must be a positive integer, got {value}.")
-    t = load_translator(source, ckpt=args.ckpt, from_reference=args.from_reference, netG=args.netG, norm=args.norm,
+    t = load_translator(source, ckpt=args.ckpt, from_reference=args.from_reference,
+                        from_reference_B=args.from_reference_B, netG=args.netG, norm=args.norm,
                         input_nc=args.input_nc, output_nc=args.output_nc, ngf=args.ngf,
-                        dropout=0.0 if args.no_dropout else 0.5, mode=args.mode, device=args.device, seed=args.seed)
+                        dropout=0.0 if args.no_dropout else 0.5, mode=args.mode, device=args.device, seed=args.seed,
+                        direction=args.direction)
+    cyclegan = getattr(t, "name", None) == "cyclegan"  # its direction picks the generator, not a half of the data
     if inputs:
-        images, names, targets = read_inputs(inputs[0], args.aligned, args.direction or "AtoB")
+        images, names, targets = read_inputs(inputs[0], args.aligned,
+                                             t.direction if cyclegan else args.direction or "AtoB")
         if args.n is not None:
             images, names = images[:args.n], names[:args.n]
             targets = targets[:args.n] if targets is not None else None
     else:
         if not args.split:
             raise GanforgeError("Give an input image file or folder, or --split test to translate held-out pairs.")
-        cfg = {}
-        if source is not None:
-            from .api import load
-
-            cfg = load(source, args.ckpt).config.to_dict()
-        data = args.data or cfg.get("data")
+        trained = t.data_config() if source is not None else None
+        data = args.data or (trained.name if trained else None)
         if data is None:
             raise GanforgeError("--split needs --data NAME|DIR with --from-reference.")
-        size = t.source.get("model_options", {}).get("image_size") if source is not None else None
-        images, names, targets = paired_split(
-            data, args.split, cfg.get("data_root") if not args.data else None,
-            args.direction or cfg.get("direction", "AtoB"),
-            args.derive if args.derive is not None else (cfg.get("derive") if not args.data else None),
-            args.size or size or 256, args.n)
+        size = t.model_cfg.image_size if source is not None else None
+        own = trained is not None and not args.data  # the run's own data settings apply
+        if cyclegan:  # a split of two unaligned domains: the input domain's images (targets when paired)
+            from .data.unaligned import translation_split
+
+            images, names, targets = translation_split(
+                data, args.split, trained.root if own else None, trained.direction if own else "AtoB",
+                t.direction, args.size or size or 256, args.n)
+        else:
+            images, names, targets = paired_split(
+                data, args.split, trained.root if own else None,
+                args.direction or (trained.direction if trained else "AtoB"),
+                args.derive if args.derive is not None else (trained.derive if own else None),
+                args.size or size or 256, args.n)
     record = translate_images(t, images, names, args.out, targets, size=args.size if inputs else None,
                               fid=not args.no_fid)
     print(f"Translated {record['n']} images into {args.out}/")
     if "scores" in record:
         print(json.dumps(record["scores"]))
+    if "cycle" in record:  # CycleGAN: the reconstructions against the inputs
+        print(json.dumps({"cycle": record["cycle"]}))
     return 0
 
 
@@ -294,8 +350,14 @@ def _cmd_latent(args: argparse.Namespace) -> int:
     return cli_latent.run(args)
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from . import cli_export
+
+    return cli_export.run(args)
+
+
 def cmd_toy(args: argparse.Namespace) -> int:
-    from .tasks.toy import compare_toy, toy_config, train_toy
+    from .api import compare_toy, toy_config, train_toy
 
     flags = {"steps": args.steps, "d_steps": args.d_steps, "lr_g": args.lr_g, "lr_d": args.lr_d,
              "batch_size": args.batch_size, "seed": args.seed, "device": args.device or "cpu",
@@ -311,7 +373,7 @@ def cmd_toy(args: argparse.Namespace) -> int:
         print(f"Side by side: {out}/compare.gif, {out}/compare.png, {out}/compare_curves.png")
     else:
         run = train_toy(cfg, out)
-        print(_toy_summary(cfg.loss, run))
+        print(_toy_summary(cfg.task_options.get("loss", "nonsaturating"), run))
         print(f"Pictures: {out}/progress.gif, {out}/samples.png, {out}/losses.png, {out}/divergence.png")
     return 0
 
@@ -325,7 +387,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .api import info
     from .config import parse_override
 
-    options = dict(parse_override(o) for o in args.options)
+    options = {}
+    for text in args.options:  # KEY=value or model.KEY=value, as train takes model options
+        key, value = parse_override(text)
+        options[key[len("model."):] if key.startswith("model.") else key] = value
     if args.image_size is not None:
         options["image_size"] = args.image_size
     if args.channels is not None:
@@ -341,10 +406,14 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import GanforgeError
 
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    settings = [e for e in extra if "=" in e and not e.startswith("-")]
-    if len(settings) != len(extra) or (settings and args.command not in ("train", "info", "toy")):
-        parser.error(f"unrecognized arguments: {' '.join(e for e in extra if e not in settings) or ' '.join(extra)}")
+    try:  # a bad argument: one sentence on stderr (Parser.error), then the exit status is returned
+        args, extra = parser.parse_known_args(argv)
+        settings = [e for e in extra if "=" in e and not e.startswith("-")]
+        if len(settings) != len(extra) or (settings and args.command not in ("train", "info", "toy")):
+            unknown = ' '.join(e for e in extra if e not in settings) or ' '.join(extra)
+            parser.error(f"unrecognized arguments: {unknown}")
+    except SystemExit as e:
+        return int(e.code or 0)
     if args.command == "train":
         args.overrides += settings
     elif args.command == "info":
@@ -356,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info,
-                "toy": cmd_toy, "translate": cmd_translate, "latent": _cmd_latent}[args.command](args)
+                "toy": cmd_toy, "translate": cmd_translate, "latent": _cmd_latent,
+                "export": _cmd_export}[args.command](args)
     except GanforgeError as e:
         print(f"ganforge: error: {e}", file=sys.stderr)
         return 2

@@ -10,8 +10,16 @@
     ganforge latent regenerate DIR/TOOL.json --out OTHER_DIR
 
 Common options: --ckpt latest|best|STEP, --ema / --no-ema, --device; --class NAME|INDEX for conditional
-models. Each tool writes TOOL.png (and TOOL.gif for --gif) and TOOL.json, the record from which
-``regenerate`` redraws the picture, into the --out folder.
+models. Each command writes a picture (PNG) and its record (JSON), from which ``regenerate`` redraws the
+picture, into the --out folder, named after the tool that made them:
+
+    interpolate --seeds     interpolate.png, interpolate.json (+ interpolate.gif with --gif)
+    interpolate --classes   interpolate_classes.png, interpolate_classes.json (+ interpolate_classes.gif with --gif)
+    arithmetic              arithmetic.png, arithmetic.json
+    sweep --dim             sweep_dimension.png, sweep_dimension.json
+    sweep --pca             sweep_pca.png, sweep_pca.json
+    truncate                truncation.png, truncation.json
+    regenerate TOOL.json    the files the record lists (TOOL.png, TOOL.json, TOOL.gif if it had one)
 """
 
 from __future__ import annotations
@@ -35,14 +43,15 @@ groups (--group NAME=SPEC, one per operand):
 expression: group names joined by + and -, optionally weighted: "a - b + c", "a - 0.5*b"."""
 
 
-def _common(sub: argparse.ArgumentParser, source: bool = True) -> None:
+def _common(sub: argparse.ArgumentParser, files: str, source: bool = True) -> None:
+    """The options every tool takes; ``files`` names what it writes into --out."""
     if source:
         sub.add_argument("source", metavar="RUN_DIR|CHECKPOINT")
         sub.add_argument("--ckpt", default="latest", help="latest | best | STEP (for a run folder; default latest)")
         sub.add_argument("--ema", dest="ema", action="store_true", default=None,
                          help="use EMA weights (default when the checkpoint has them)")
         sub.add_argument("--no-ema", dest="ema", action="store_false", help="use the raw generator weights")
-    sub.add_argument("--out", required=True, help="folder for TOOL.png, TOOL.gif, TOOL.json")
+    sub.add_argument("--out", required=True, metavar="DIR", help=f"folder for {files}")
     sub.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | mps | auto (default cpu)")
 
 
@@ -53,12 +62,13 @@ def _class_option(sub: argparse.ArgumentParser) -> None:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``latent`` (with its tools as sub-commands) to a ``subparsers`` object; returns its parser."""
-    examples = __doc__.split("\n\n")[1].rstrip()
+    parts = __doc__.split("\n\n")
+    examples, files = parts[1].rstrip(), parts[3].rstrip()
     p = subparsers.add_parser("latent", help="latent-space pictures: interpolation, arithmetic, sweeps, truncation",
                               description="Latent-space pictures from a run: interpolation, vector arithmetic, "
                                           "dimension and PCA sweeps, truncation.", formatter_class=_FMT,
-                              epilog=f"examples:\n{examples}\n\nEach tool writes TOOL.png (TOOL.gif with --gif) "
-                                     "and TOOL.json into --out;\nrun `ganforge latent TOOL -h` for its options.")
+                              epilog=f"examples:\n{examples}\n\nfiles written into --out:\n{files}\n\n"
+                                     "Run `ganforge latent TOOL -h` for its options.")
     p.set_defaults(latent_parser=p)
     tools = p.add_subparsers(dest="latent_tool", metavar="TOOL")
 
@@ -67,7 +77,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "slerp: the direction moves on the great circle, the norm linearly from one end's\n"
                              "to the other's (so it stays constant between equal norms); linear: straight line.\n"
                              "Several --seeds give several rows (the same number of seeds each)."))
-    _common(i)
+    _common(i, "interpolate.png and interpolate.json (interpolate_classes.* with --classes; "
+              "a .gif too with --gif)")
     what = i.add_mutually_exclusive_group(required=True)
     what.add_argument("--seeds", action="append", metavar="S1,S2[,S3...]",
                       help="keyframe seeds of one path (one row); repeat for more rows")
@@ -84,7 +95,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     a = tools.add_parser("arithmetic", help="vector arithmetic on group means (Radford et al. figure 7)",
                          formatter_class=_FMT, epilog=_GROUPS_HELP)
-    _common(a)
+    _common(a, "arithmetic.png and arithmetic.json")
     a.add_argument("--expr", required=True, help='expression over the groups, e.g. "a - b + c"')
     a.add_argument("--group", action="append", required=True, metavar="NAME=SPEC", help="an operand group")
     a.add_argument("--variants", type=int, default=4, help="noisy variants of the result (default 4)")
@@ -98,7 +109,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "--pca K: the top K directions of GANSpace (PCA of the first block's activations,\n"
                              "or of the Fashion-MNIST classifier's features with --space feature, regressed\n"
                              "onto z); the component of z along each unit direction is set to each value."))
-    _common(s)
+    _common(s, "sweep_dimension.png and .json (--dim) or sweep_pca.png and .json (--pca)")
     which = s.add_mutually_exclusive_group(required=True)
     which.add_argument("--dim", type=int, help="latent coordinate to vary (0 .. nz-1)")
     which.add_argument("--pca", type=int, metavar="K", help="number of PCA directions to show")
@@ -119,7 +130,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "Row t redraws every latent component with |z_i| > t. Beside each row: mean pairwise\n"
                              "distance of Fashion-MNIST classifier features and of pixels (diversity), and for\n"
                              "one-channel images the classifier's mean confidence."))
-    _common(t)
+    _common(t, "truncation.png and truncation.json")
     t.add_argument("--thresholds", default="none,2,1,0.5,0.25", help="comma-separated; none = untruncated "
                                                                      "(default none,2,1,0.5,0.25)")
     t.add_argument("--n", type=int, default=10, help="seeds per row (default 10)")
@@ -131,7 +142,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--source", metavar="RUN_DIR|CHECKPOINT",
                    help="load this instead of the recorded checkpoint (a run folder: its checkpoint at the "
                         "recorded step)")
-    _common(r, source=False)
+    _common(r, "the recorded tool's files again (TOOL.png, TOOL.json; TOOL.gif if the record has one)",
+            source=False)
     return p
 
 

@@ -1,143 +1,121 @@
-"""Image-to-image translation with a trained generator: a ganforge pix2pix run or a reference checkpoint.
+"""Image-to-image translation of files, folders and held-out splits, with pictures and scores.
 
-    from ganforge.translate import load_translator, translate_folder
+    import ganforge
+    from ganforge.translate import load_translator, translate_images
     t = load_translator("runs/edges2fashion")                      # or from_reference="latest_net_G.pth"
     out = t(images)                                                  # uint8 [N, C, H, W] -> uint8 [N, C', H, W]
-    translate_folder(t, "photos/", "out/")                           # one output PNG per input file
 
-Sizes: a U-Net with d downsamplings takes sides that are multiples of 2^d (256 for unet_256). Other
-sizes are padded by reflection up to the next multiple and the output is cropped back to the input's
-size (edge replication where an image is smaller than the padding); ``size`` resizes inputs to
-size x size first (bicubic) and the outputs back to the input's size. Images are not tiled: a large
-image runs whole, so its memory grows with its area.
-
+``load_translator`` returns the model's inference object (:class:`ganforge.TranslationPipeline`), which
+owns sizes (reflection padding to multiples of 2^downs) and modes; see ``ganforge.pipelines.translation``.
 Modes: ``auto`` (default) picks ``reference`` for reference checkpoints and runs trained with batch
-size 1, ``eval`` for runs trained with larger batches. ``reference`` matches the reference
-implementation's test.py without --eval: dropout on, batch norm on the statistics of the image itself
-(each image is run on its own, as with its batch size 1); the dropout noise comes from ``seed``.
-``eval`` uses the running statistics and no dropout, and batches images of the same size.
+size 1, ``eval`` for runs trained with larger batches; ``reference`` and ``eval`` force one.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import dataclass, field
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
+from PIL import Image
 
+from .data.folders import IMAGE_EXTENSIONS, list_images, read_image
+from .data.paired import load_paired
 from .errors import GanforgeError
-from .tasks.pix2pix import INFERENCE_MODES, inference_mode, paired_grid
-
-
-@dataclass
-class Translator:
-    """A generator ready for translation: uint8 images in, uint8 images out."""
-
-    G: nn.Module
-    input_nc: int
-    output_nc: int
-    multiple: int  # sides must be multiples of this (2 ** downsamplings)
-    mode: str = "reference"
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    source: dict[str, Any] = field(default_factory=dict)  # what was loaded (recorded with the outputs)
-    seed: int = 0
-
-    def _prepare(self, images: torch.Tensor) -> torch.Tensor:
-        if images.dtype != torch.uint8 or images.dim() != 4:
-            raise GanforgeError(f"Images to translate must be uint8 [N, C, H, W], got {images.dtype} "
-                                f"{list(images.shape)}.")
-        from .data import convert_images
-
-        return convert_images(images, None, self.input_nc).float().div(127.5).sub(1.0)
-
-    def _run(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        ph, pw = (-h) % self.multiple, (-w) % self.multiple
-        if ph or pw:
-            mode = "reflect" if ph < h and pw < w else "replicate"
-            x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), mode=mode)
-        y = self.G(x.to(self.device))
-        if ph or pw:
-            y = y[..., ph // 2:ph // 2 + h, pw // 2:pw // 2 + w]
-        return ((y.float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-
-    @torch.no_grad()
-    def __call__(self, images: torch.Tensor, size: int | None = None, batch_size: int = 16) -> torch.Tensor:
-        """uint8 [N, C, H, W] -> uint8 [N, output_nc, H, W] (see the module docstring for sizes and modes)."""
-        x = self._prepare(images)
-        h, w = x.shape[-2:]
-        if size is not None:
-            x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
-        step = 1 if self.mode == "reference" else batch_size
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(self.seed)
-            with inference_mode(self.G, self.mode):
-                out = torch.cat([self._run(x[i:i + step]) for i in range(0, x.shape[0], step)])
-        if size is not None and (h, w) != (size, size):
-            out = F.interpolate(out.float(), size=(h, w), mode="bicubic", align_corners=False)
-            out = out.round().clamp(0, 255).to(torch.uint8)
-        return out
+from .io import skipped_message, write_json
+from .metrics.evaluation import batches_from_array, default_extractor, extract, get_extractor
+from .metrics.fid import fid_from_features
+from .metrics.paired import paired_metrics
+from .pipelines import CycleGANPipeline, TranslationPipeline, load, resolve_device
+from .pipelines.translation import INFERENCE_MODES
+from .viz import paired_grid, save_grid, save_image_atomic
+from .viz.columns import save_column_grid
 
 
 def load_translator(source: str | Path | None = None, *, ckpt: str = "latest", from_reference: str | Path | None = None,
-                    netG: str = "unet_256", norm: str = "batch", input_nc: int = 3, output_nc: int = 3,
-                    ngf: int = 64, dropout: float = 0.5, mode: str = "auto", device: str = "cpu",
-                    seed: int = 0) -> Translator:
-    """A Translator from a ganforge run / checkpoint folder, or from a reference ``latest_net_G.pth``.
+                    from_reference_B: str | Path | None = None, netG: str | None = None, norm: str | None = None,
+                    input_nc: int | None = None, output_nc: int | None = None, ngf: int | None = None,
+                    dropout: float = 0.5, mode: str = "auto", device: str = "cpu", seed: int = 0,
+                    direction: str | None = None) -> TranslationPipeline:
+    """The inference object of a ganforge run / checkpoint folder, or of reference generator files.
 
-    ``mode="auto"``: ``reference`` for reference checkpoints and runs trained with batch size 1 (where
-    each image's own statistics are what training used), ``eval`` for runs trained with larger batches
-    (whose running statistics match training better than one image's)."""
-    from .api import load, resolve_device
-    from .tasks.pix2pix import default_inference_mode
+    Reference files: a pix2pix ``latest_net_G.pth`` (defaults netG unet_256, batch norm, 3 -> 3 channels,
+    ngf 64), or CycleGAN generators (defaults resnet_9blocks, instance norm, channels and ngf read from the
+    weights): ``latest_net_G_A.pth`` (its sibling ``latest_net_G_B.pth`` is loaded too when it is there),
+    ``latest_net_G_B.pth`` alone, or ``from_reference_B``; a resnet netG also makes a CycleGAN pipeline.
+    ``direction`` (CycleGAN: AtoB = G_A, BtoA = G_B) sets the pipeline's direction.
 
+    ``mode="auto"``: ``reference`` for reference checkpoints and the run's own default otherwise
+    (reference for batch-1 runs, whose training used each image's own statistics; eval for larger
+    batches, whose running statistics match training better than one image's)."""
     if mode not in INFERENCE_MODES + ("auto",):
         raise GanforgeError(f"Unknown mode {mode!r}; choose one of: auto, {', '.join(INFERENCE_MODES)}.")
     dev = resolve_device(device)
-    if from_reference is not None:
-        from .models.pix2pix import generator_from_reference
+    if from_reference is not None or from_reference_B is not None:
+        ref_mode = "reference" if mode == "auto" else mode
+        path_A, path_B, found = _cyclegan_files(from_reference, from_reference_B, netG)
+        if path_A is not None or path_B is not None:
+            pipe = CycleGANPipeline.from_reference(path_A, path_B, netG=netG or "resnet_9blocks",
+                                                   norm=norm or "instance", input_nc=input_nc, output_nc=output_nc,
+                                                   ngf=ngf, mode=ref_mode, device=dev, seed=seed)
+            if found:
+                pipe.record["found_G_B"] = found
+            if direction is not None:
+                pipe.direction = direction
+            return pipe
+        return TranslationPipeline.from_reference(
+            from_reference, netG=netG or "unet_256", norm=norm or "batch", input_nc=input_nc or 3,
+            output_nc=output_nc or 3, ngf=ngf or 64, dropout=dropout, mode=ref_mode, device=dev, seed=seed)
+    if source is None:
+        raise GanforgeError("Give a run folder or checkpoint to translate with, or --from-reference FILE.pth.")
+    model = load(source, ckpt, dev)
+    if model.samples_from_noise:
+        raise GanforgeError(f"{str(source)!r} is a {model.name} model, which samples from noise; translate needs "
+                            "an image-to-image model such as pix2pix (use ganforge sample for this one).")
+    if isinstance(model, CycleGANPipeline) and direction is not None:
+        model.direction = direction
+    model.mode = model.mode if mode == "auto" else mode
+    model.seed = seed
+    model.record = {"run": str(source), "checkpoint": str(model.path), "step": model.step, "model": model.name,
+                    "model_options": model.meta.get("model_options")}
+    return model
 
-        G = generator_from_reference(from_reference, netG=netG, norm=norm, input_nc=input_nc, output_nc=output_nc,
-                                     dropout=dropout, ngf=ngf)
-        info = {"from_reference": str(from_reference), "netG": netG, "norm": norm, "input_nc": input_nc,
-                "output_nc": output_nc, "ngf": ngf, "dropout": dropout}
-        mode = "reference" if mode == "auto" else mode
-    else:
-        if source is None:
-            raise GanforgeError("Give a run folder or checkpoint to translate with, or --from-reference FILE.pth.")
-        model = load(source, ckpt, device)
-        if getattr(model.task, "samples_from_noise", True):
-            raise GanforgeError(f"{str(source)!r} is a {model.name} model, which samples from noise; translate needs "
-                                "an image-to-image model such as pix2pix (use ganforge sample for this one).")
-        G = model.nets[model.task.sample_net]
-        mode = default_inference_mode(model.config.batch_size) if mode == "auto" else mode
-        info = {"run": str(source), "checkpoint": str(model.path), "step": model.step, "model": model.name,
-                "model_options": model.meta.get("model_options")}
-    G = G.to(dev)
-    downs = getattr(G, "num_downs", 0)
-    return Translator(G, G.input_nc, G.output_nc, 2**downs, mode, dev, {**info, "mode": mode, "seed": seed}, seed)
+
+def _cyclegan_files(path: str | Path | None, path_B: str | Path | None, netG: str | None,
+                    ) -> tuple[Path | None, Path | None, str | None]:
+    """(G_A file, G_B file, the G_B file found beside G_A or None) when the reference files are CycleGAN
+    generators; (None, None, None) for a pix2pix ``latest_net_G.pth``."""
+    name = Path(path).name if path is not None else ""
+    cyclegan = path_B is not None or (netG or "").startswith("resnet") or re.search(r"net_G_[AB]\.pth$", name)
+    if not cyclegan:
+        return None, None, None
+    if path is not None and path_B is None and re.search(r"net_G_B\.pth$", name):
+        return None, Path(path), None  # G_B alone: B -> A
+    found = None
+    if path is not None and path_B is None and re.search(r"net_G_A\.pth$", name):
+        sibling = Path(path).with_name(re.sub(r"net_G_A\.pth$", "net_G_B.pth", name))
+        if sibling.is_file():
+            path_B, found = sibling, str(sibling)
+    return (Path(path) if path is not None else None), (Path(path_B) if path_B is not None else None), found
+
+
+def _record(translator: TranslationPipeline) -> dict[str, Any]:
+    direction = {"direction": translator.direction} if isinstance(translator, CycleGANPipeline) else {}
+    return {**translator.record, "mode": translator.mode, "seed": translator.seed, **direction}
 
 
 def _save_png(image: torch.Tensor, path: Path) -> None:
-    from PIL import Image
-
-    from .viz import save_image_atomic
-
     arr = image.permute(1, 2, 0).numpy()
     save_image_atomic(Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr), path)
 
 
 def _comparison(inputs: list[torch.Tensor], outputs: list[torch.Tensor], targets: list[torch.Tensor] | None,
-                path: Path, n: int = 16) -> Path | None:
-    """input | output | target rows for the first ``n`` images that share the first image's size."""
-    from .viz import save_grid
-
+                path: Path, n: int = 16, reconstructions: list[torch.Tensor] | None = None) -> Path | None:
+    """input | output | target rows for the first ``n`` images that share the first image's size; with
+    ``reconstructions`` input | output | reconstruction (| target) under column headers."""
     shape = inputs[0].shape[-2:]
     keep = [i for i in range(len(inputs)) if inputs[i].shape[-2:] == shape][:n]
     if not keep:
@@ -145,7 +123,13 @@ def _comparison(inputs: list[torch.Tensor], outputs: list[torch.Tensor], targets
     a = torch.stack([inputs[i] for i in keep])
     o = torch.stack([outputs[i] for i in keep])
     b = torch.stack([targets[i] for i in keep]) if targets is not None else None
-    images, per_row = paired_grid(a, o, b, groups=2 if len(keep) >= 8 and shape[-1] <= 64 else 1)
+    groups = 2 if len(keep) >= 8 and shape[-1] <= 64 else 1
+    if reconstructions is not None:
+        columns = [a, o, torch.stack([reconstructions[i] for i in keep])] + ([b] if b is not None else [])
+        headers = ["input", "output", "reconstruction", "target"][:len(columns)]
+        width = min(960, 3 * len(columns) * groups * shape[-1])
+        return save_column_grid(columns, path, headers, groups=groups, min_width=width)
+    images, per_row = paired_grid(a, o, b, groups=groups)
     return save_grid(images, path, nrow=per_row, min_width=min(960, 3 * per_row * shape[-1]))
 
 
@@ -161,16 +145,11 @@ def paired_scores(outputs: torch.Tensor, targets: torch.Tensor, fid: bool = True
     """L1 (in 0..255), PSNR, SSIM of outputs against targets (uint8 [N, C, H, W]), sharpness (the outputs'
     mean neighbouring-pixel difference over the targets': below 1 is blurrier than the targets) and, when
     an extractor is usable here, FID between the outputs and the targets (fmnist for small gray images)."""
-    from .metrics.paired import paired_metrics
-
     if outputs.shape != targets.shape:
         raise GanforgeError(f"Outputs {list(outputs.shape)} and targets {list(targets.shape)} differ in shape.")
     scores: dict[str, Any] = {"n": int(outputs.shape[0]), **paired_metrics(outputs.numpy(), targets.numpy()),
                               "sharpness": sharpness(outputs) / max(sharpness(targets), 1e-12)}
     if fid and outputs.shape[0] >= 2:
-        from .metrics.evaluation import batches_from_array, default_extractor, extract, get_extractor
-        from .metrics.fid import fid_from_features
-
         name = extractor or default_extractor(outputs.shape[1], outputs.shape[-1])
         try:
             ex = get_extractor(name, None, device)
@@ -184,11 +163,13 @@ def paired_scores(outputs: torch.Tensor, targets: torch.Tensor, fid: bool = True
     return scores
 
 
-def translate_images(translator: Translator, inputs: list[torch.Tensor], names: list[str], out: str | Path,
+def translate_images(translator: TranslationPipeline, inputs: list[torch.Tensor], names: list[str], out: str | Path,
                      targets: list[torch.Tensor] | None = None, size: int | None = None,
                      fid: bool = True) -> dict[str, Any]:
-    """Translate images (each uint8 [C, H, W]) into ``out``/<name>.png; with targets also write
-    comparison.png and scores. Writes translate.json (what ran, and the scores) and returns it."""
+    """Translate images (each uint8 [C, H, W]) into ``out``/<name>.png and write comparison.png (input | output
+    | target); with targets also scores. A CycleGAN pipeline holding both generators also maps each output
+    back (the reconstruction column, and "cycle": L1 / PSNR / SSIM of the reconstructions against the inputs).
+    Writes translate.json (what ran, and the scores) and returns it."""
     if not inputs:
         raise GanforgeError("No images to translate.")
     if size is not None and size < 1:
@@ -196,12 +177,19 @@ def translate_images(translator: Translator, inputs: list[torch.Tensor], names: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     outputs: list[torch.Tensor] = []
+    cycle = isinstance(translator, CycleGANPipeline) and translator.has_inverse
+    reconstructions: list[torch.Tensor] | None = [] if cycle else None
     i = 0
     while i < len(inputs):  # consecutive images of one size go through together
         j = i
         while j < len(inputs) and inputs[j].shape == inputs[i].shape and j - i < 64:
             j += 1
-        outputs.extend(translator(torch.stack(inputs[i:j]), size=size))
+        if reconstructions is not None:  # CycleGAN: translated, then mapped back by the other generator
+            o, r = translator.cycle(torch.stack(inputs[i:j]), size=size)
+            outputs.extend(o)
+            reconstructions.extend(r)
+        else:
+            outputs.extend(translator(torch.stack(inputs[i:j]), size=size))
         i = j
     used: set[str] = set()
     for name, image in zip(names, outputs, strict=True):
@@ -212,7 +200,7 @@ def translate_images(translator: Translator, inputs: list[torch.Tensor], names: 
             stem = f"{base}_{k}"
         used.add(stem)
         _save_png(image, out / f"{stem}.png")
-    record: dict[str, Any] = {"translator": translator.source, "n": len(outputs), "size": size, "out": str(out)}
+    record: dict[str, Any] = {"translator": _record(translator), "n": len(outputs), "size": size, "out": str(out)}
     if targets is not None:
         same = all(t.shape[-2:] == o.shape[-2:] for t, o in zip(targets, outputs, strict=True))
         if same and len({tuple(o.shape) for o in outputs}) == 1:
@@ -220,12 +208,15 @@ def translate_images(translator: Translator, inputs: list[torch.Tensor], names: 
             o = torch.stack([x.expand(c, -1, -1) for x in outputs])
             t = torch.stack([x.expand(c, -1, -1) for x in targets])
             record["scores"] = paired_scores(o, t, fid=fid, device=str(translator.device))
-    comp = _comparison(inputs, outputs, targets, out / "comparison.png")
+    if reconstructions is not None and len({tuple(x.shape[-2:]) for x in inputs}) == 1:
+        c = max(reconstructions[0].shape[0], inputs[0].shape[0])
+        rec = torch.stack([t.expand(c, -1, -1) for t in reconstructions])
+        given = torch.stack([t.expand(c, -1, -1) for t in inputs])
+        record["cycle"] = paired_metrics(rec.numpy(), given.numpy())  # reconstruction against the input
+    comp = _comparison(inputs, outputs, targets, out / "comparison.png", reconstructions=reconstructions)
     if comp is not None:
         record["comparison"] = str(comp)
-    tmp = out / "translate.json.tmp"
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, out / "translate.json")
+    write_json(out / "translate.json", record)
     return record
 
 
@@ -235,8 +226,6 @@ def read_inputs(path: str | Path, aligned: bool = False, direction: str = "AtoB"
 
     ``aligned``: each file holds A|B side by side (the published pix2pix datasets' format); the input is
     A (B with direction BtoA) and the other half the target."""
-    from .data.folders import IMAGE_EXTENSIONS, list_images, read_image
-
     path = Path(path).expanduser()
     if path.is_file():
         if path.suffix.lower() not in IMAGE_EXTENSIONS:
@@ -254,7 +243,7 @@ def read_inputs(path: str | Path, aligned: bool = False, direction: str = "AtoB"
         if a is None:
             bad.append(f.name)
             continue
-        t = torch.from_numpy(np.ascontiguousarray(a))
+        t = torch.from_numpy(np.array(a))  # a writable copy
         if aligned:
             w = t.shape[-1]
             if w % 2:
@@ -267,9 +256,7 @@ def read_inputs(path: str | Path, aligned: bool = False, direction: str = "AtoB"
     if not images:
         raise GanforgeError(f"None of the image files in {str(path)!r} could be read.")
     if bad:
-        import warnings
-
-        warnings.warn(f"Skipped {len(bad)} unreadable image files: {', '.join(bad[:5])}", stacklevel=2)
+        warnings.warn(skipped_message(bad, path), stacklevel=2)
     return images, names, (targets if aligned else None)
 
 
@@ -277,12 +264,10 @@ def paired_split(source: str, split: str = "test", root: str | None = None, dire
                  derive: str | None = None, size: int = 256, n: int | None = None
                  ) -> tuple[list[torch.Tensor], list[str], list[torch.Tensor]]:
     """Inputs, names and targets of a paired dataset split at ``size`` x ``size`` (no crop, no flip)."""
-    from .data.paired import load_paired
-
     data = load_paired(source, root, split, direction=direction, load_size=size, crop_size=size, flip=False,
                        derive=derive)
     k = len(data) if n is None else min(n, len(data))
     return list(data.A[:k]), list(data.names[:k]), list(data.B[:k])
 
 
-__all__ = ["Translator", "load_translator", "paired_scores", "paired_split", "read_inputs", "translate_images"]
+__all__ = ["load_translator", "paired_scores", "paired_split", "read_inputs", "translate_images"]

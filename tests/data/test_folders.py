@@ -11,7 +11,9 @@ from PIL import Image
 
 from ganforge.data import load_dataset
 from ganforge.data.folders import load_image_folder
+from ganforge.data.paired import load_paired
 from ganforge.errors import GanforgeError
+from ganforge.io import skipped_message
 
 
 def _save(path, mode="RGB", size=(8, 8), color=(10, 20, 30)):
@@ -192,6 +194,24 @@ def test_corrupt_file_is_skipped_with_one_warning(tmp_path):
 
     assert len([w for w in record if issubclass(w.category, UserWarning)]) == 1
     assert len(data) == 2
+
+
+def test_every_folder_loader_words_skipped_files_the_same_way(tmp_path):
+    """Image folders, paired folders and derive= folders: one warning, worded by ganforge.io.skipped_message."""
+    for name in ("a.png", "b.png"):
+        _save(tmp_path / name, size=(16, 8))  # twice as wide as high: also an aligned pair of 8x8 halves
+    (tmp_path / "x.png").write_bytes(b"this is not a png at all")
+    loaders = {
+        "image folder": lambda: load_image_folder(tmp_path, image_size=8),
+        "paired folder": lambda: load_paired(str(tmp_path), flip=False),
+        "derive=": lambda: load_paired(str(tmp_path), derive="gray2color", load_size=8, flip=False),
+    }
+    for what, load in loaders.items():
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            load()
+        assert [str(w.message) for w in record] == [skipped_message(["x.png"], tmp_path)], what
+    assert skipped_message(["x.png"], tmp_path) == f"Skipped 1 unreadable image file in {tmp_path}: x.png"
 
 
 def test_corrupt_file_in_class_keeps_labels_aligned(tmp_path):

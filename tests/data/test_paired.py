@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from ganforge.data.idx import cache_dir
 from ganforge.data.paired import PAIRED_DATASETS, PairedData, load_paired, pix2pix_url, safe_extract
 from ganforge.errors import GanforgeError
+from ganforge.io import cache_dir
 
 
 def _save(path, array):
@@ -265,7 +265,7 @@ def test_download_extract_and_load_from_a_file_url(tmp_path, monkeypatch):
     assert tuple(data.A.shape) == (2, 3, 8, 8)
     assert (data.A.float() - torch.tensor([30.0, 60.0]).view(2, 1, 1, 1)).abs().max() <= 3
     assert (data.B.float() - torch.tensor([220.0, 190.0]).view(2, 1, 1, 1)).abs().max() <= 3
-    target = cache_dir() / "pix2pix" / "facades"
+    target = cache_dir("data") / "pix2pix" / "facades"
     assert (target / "train" / "1.jpg").is_file()
     assert sorted(p.name for p in target.parent.iterdir()) == ["facades"]  # no archive or scratch left
 

@@ -87,13 +87,16 @@ def test_identical_sets_score_as_identical(tmp_path, idx_root):
 def test_run_folder_eval_is_appended_to_metrics(idx_root, tmp_path):
     run = tmp_path / "run"
     ganforge.train(tiny_config(idx_root, steps=2), run)
-    r = evaluate(run, metrics=["fid"], extractor="test-pixels", n=50)
+    r = ganforge.evaluate(run, metrics=["fid"], extractor="test-pixels", n=50)  # loads the run, then evaluates
     assert r["kind"] == "model" and r["step"] == 2 and r["n"] == 50 and r["ema"] is False
     assert r["reference"]["name"] == "fashion-mnist"
     last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["step"] == 2 and last["eval"]["fid"] == r["fid"]
-    # the same seed generates the same images, so the same number
-    assert evaluate(run, metrics=["fid"], extractor="test-pixels", n=50, record=False)["fid"] == r["fid"]
+    # the same seed generates the same images, so the same number (the same computation: bit-equal)
+    model = ganforge.load(run)
+    assert evaluate(run, metrics=["fid"], extractor="test-pixels", n=50, record=False, model=model)["fid"] == r["fid"]
+    with pytest.raises(GanforgeError, match="evaluate run folders with ganforge.evaluate"):
+        evaluate(run, metrics=["fid"], extractor="test-pixels")  # metrics.evaluate takes samples or a model
 
 
 def test_training_keeps_the_best_checkpoint(idx_root, tmp_path):

@@ -13,13 +13,14 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 import ganforge
+from ganforge.api import parse_variants, toy_config, train_toy
 from ganforge.cli import main
 from ganforge.data import load_dataset
 from ganforge.data.toy import N_POINTS, TOY, load_toy, read_points
 from ganforge.errors import GanforgeError
-from ganforge.models import build_model, model_config
-from ganforge.tasks import TASKS
-from ganforge.tasks.toy import histogram_js, latent, parse_variants, sliced_w1, toy_config, train_toy
+from ganforge.pipelines.noise import latent
+from ganforge.tasks.toy import histogram_js, sliced_w1
+from ganforge.train.run import build_task
 
 
 # ----------------------------------------------------------------------------- distributions
@@ -93,7 +94,7 @@ def test_user_files_load_standardised(tmp_path):
     data = load_dataset("points", str(npy))
     assert tuple(data.images.shape[1:]) == (2,)
     cfg = toy_config(str(npy))
-    assert cfg.data == "points" and cfg.data_root == str(npy) and cfg.steps == 5000
+    assert cfg.data.name == "points" and cfg.data.root == str(npy) and cfg.steps == 5000
 
 
 @pytest.mark.parametrize("name, content, message", [
@@ -181,15 +182,22 @@ def test_1d_optimum_pg_matches_the_data_and_d_is_one_half(tmp_path):
     assert run["w1"] < 0.2 and run["js"] < 0.2  # the logged estimates of the last frame (EMA G) agree
 
 
+def ganforge_task(cfg, nets):
+    """The toy task of ``cfg`` around the networks ``nets`` (another loss on the same G and D)."""
+    task = build_task(cfg, {"dim": 1})
+    task.nets.update(nets)
+    return task
+
+
 def test_saturating_loss_has_vanishing_gradients_when_d_is_confident():
     """Early in training D rejects G's samples easily; the minimax G loss log(1 - D(G(z))) then gives G
     almost no gradient, the non-saturating -log D(G(z)) a strong one (the lectures' point)."""
     torch.manual_seed(0)
-    nets = build_model("toy", {"dim": 1})
+    ns = build_task(toy_config("gaussian1d", {"loss": "nonsaturating"}), {"dim": 1})
+    nets = ns.nets
     G, D = nets["G"], nets["D"]
     real = torch.from_numpy(load_toy("gaussian1d").points)
     opt = torch.optim.Adam(D.parameters(), 2e-3)
-    ns = TASKS.get("toy")(nets, model_config("toy", {"dim": 1}), toy_config("gaussian1d", {"loss": "nonsaturating"}))
     for i in range(60):  # train D only: G stays at its initialisation
         z = ns._noise(256, "cpu")
         loss = ns.gan_loss.d_loss(D(real[i * 256:(i + 1) * 256]), D(G(z).detach()))
@@ -201,7 +209,7 @@ def test_saturating_loss_has_vanishing_gradients_when_d_is_confident():
     norms = {}
     for loss in ("minimax", "nonsaturating"):
         G.zero_grad()
-        task = TASKS.get("toy")(nets, model_config("toy", {"dim": 1}), toy_config("gaussian1d", {"loss": loss}))
+        task = ganforge_task(toy_config("gaussian1d", {"loss": loss}), nets)
         task.gan_loss.g_loss(D(G(z))).backward()
         norms[loss] = torch.sqrt(sum(p.grad.pow(2).sum() for p in G.parameters())).item()
         norms[loss + "_x"] = task.sample_gradients(D, G(z)).norm(dim=1).mean().item()
@@ -227,7 +235,7 @@ def test_cli_single_run_writes_frames_gif_and_plots(tmp_path, capsys):
     assert rows[0]["js"] > rows[-1]["js"]  # it learns something even in 200 steps
     config = json.loads((out / "config.json").read_text())
     assert config["model"] == "toy" and config["model_options"]["dim"] == 1
-    assert config["config"]["loss"] == "minimax" and config["config"]["batch_size"] == 256
+    assert config["config"]["task_options"]["loss"] == "minimax" and config["config"]["batch_size"] == 256
 
 
 def test_cli_compare_mode_writes_each_run_and_the_side_by_side(tmp_path, capsys):
@@ -238,7 +246,7 @@ def test_cli_compare_mode_writes_each_run_and_the_side_by_side(tmp_path, capsys)
     assert "minimax: step 40" in printed and "nonsaturating-k2: step 40, sliced W1" in printed
     for label in ("minimax", "nonsaturating-k2"):
         assert (out / label / "progress.gif").is_file() and (out / label / "divergence.png").is_file()
-    assert json.loads((out / "nonsaturating-k2" / "config.json").read_text())["config"]["d_steps"] == 2
+    assert json.loads((out / "nonsaturating-k2" / "config.json").read_text())["config"]["task_options"]["d_steps"] == 2
     with Image.open(out / "compare.gif") as gif, Image.open(out / "minimax" / "samples.png") as one:
         assert gif.n_frames == 3 and gif.width == 2 * one.width
     assert (out / "compare.png").is_file() and (out / "compare_curves.png").is_file()

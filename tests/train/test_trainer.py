@@ -11,12 +11,13 @@ from safetensors.torch import load_file
 
 import ganforge
 from conftest import tiny_config, train_interrupted
-from ganforge.train.checkpoint import list_checkpoints
-from ganforge.train.trainer import Trainer, lr_factor
+from ganforge.checkpoint import list_checkpoints
+from ganforge.train.run import build_run
+from ganforge.train.trainer import lr_factor
 
 
 def weights(run_dir, which="latest"):
-    from ganforge.train.checkpoint import resolve_checkpoint
+    from ganforge.checkpoint import resolve_checkpoint
 
     return load_file(str(resolve_checkpoint(run_dir, which) / "weights.safetensors"))
 
@@ -89,13 +90,9 @@ def test_k_discriminator_steps_use_fresh_batches(idx_root, tmp_path):
 
 
 def test_generator_phase_leaves_discriminator_untouched(idx_root, tmp_path):
-    cfg = tiny_config(idx_root, steps=1)
-    model_cfg = ganforge.models.model_config("dcgan", {**cfg.model_options, "image_size": 28, "channels": 1})
-    nets = ganforge.build_model("dcgan", ganforge.api.dataclasses.asdict(model_cfg))
-    task = ganforge.TASKS.get("gan")(nets, model_cfg, cfg)
-    data = ganforge.load_dataset("fashion-mnist", str(idx_root))
-    stream = ganforge.data.BatchStream(data, 16)
-    trainer = Trainer(task, cfg, stream, tmp_path, {}, 1, torch.device("cpu"))
+    run = build_run(tiny_config(idx_root, steps=1), tmp_path / "r", write=False)
+    trainer, task, stream, nets = run.trainer, run.task, run.stream, run.task.nets
+    assert not (tmp_path / "r").exists()  # write=False: building writes nothing
     g_phase = trainer.phases[1]
     assert g_phase.name == "G"
     d_before = {k: v.clone() for k, v in nets["D"].named_parameters()}

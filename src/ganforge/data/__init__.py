@@ -19,6 +19,10 @@ from torch.utils.data import DistributedSampler
 from ..errors import GanforgeError
 from ..registry import Registry
 
+LUMA = (0.299, 0.587, 0.114)
+"""ITU-R 601 luma weights of R, G, B: the one colour -> gray conversion (data loading, derived pairs, the
+fmnist extractor). Each use makes a float32 tensor of them."""
+
 
 @dataclass
 class ImageData:
@@ -84,7 +88,7 @@ def convert_images(images: torch.Tensor, image_size: int | None, channels: int |
         if c == 1 and channels == 3:
             images = images.expand(-1, 3, -1, -1).contiguous()
         elif c == 3 and channels == 1:
-            w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+            w = torch.tensor(LUMA).view(1, 3, 1, 1)
             images = (images.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
         else:
             raise GanforgeError(f"Cannot convert {c}-channel images to {channels} channels; use 1 or 3.")
@@ -104,9 +108,7 @@ def load_dataset(name: str, root: str | None = None, split: str = "train",
     if name in DATASETS:
         data = DATASETS.get(name)(root, split)
     elif Path(name).expanduser().is_dir():
-        from .folders import load_image_folder
-
-        data = load_image_folder(Path(name).expanduser(), image_size=image_size or 64)
+        data = folders.load_image_folder(Path(name).expanduser(), image_size=image_size or 64)
     else:
         raise GanforgeError(
             f"Unknown dataset {name!r}; choose one of: {', '.join(DATASETS.names())}, or give a folder of images."
@@ -157,5 +159,8 @@ class BatchStream:
         return out
 
 
-# registers mnist and fashion-mnist; the paired datasets (facades, ... edges2fashion)
-from . import idx, paired  # noqa: E402,F401
+# The package's own submodules, imported last (they import the names above): folders (image folders);
+# idx registers mnist and fashion-mnist; paired and derived register the paired datasets (facades, ...,
+# edges2fashion); toy registers the toy distributions (gaussian1d, ...); unaligned registers the unpaired
+# domains of CycleGAN (horse2zebra, ..., fashion2edges).
+from . import derived, folders, idx, paired, toy, unaligned  # noqa: E402,F401

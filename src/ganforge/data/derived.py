@@ -45,7 +45,6 @@ by the derivation and a hash of the images (edges for the 60k Fashion-MNIST trai
 from __future__ import annotations
 
 import hashlib
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -56,12 +55,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import GanforgeError
+from ..io import warn_skipped
 from ..registry import Registry
-from . import DATASETS, load_dataset
-from .folders import list_images, read_image
-from .paired import PAIRED_DATASETS, PairedSource, SizeRule
+from . import DATASETS, LUMA, load_dataset
+from .folders import list_images, read_image, resize_square
+from .pairs import PAIRED_DATASETS, SPLITS, PairedSource, SizeRule
 
-LUMA = (0.299, 0.587, 0.114)
 INPAINT_FILL = 127
 FASHION_SIZE = 32
 PHOTO_SIZE = 64
@@ -333,13 +332,11 @@ def _folder_images(folder: Path, size: int) -> tuple[torch.Tensor, list[str]]:
         if image is None:
             skipped.append(path.name)
             continue
-        arrays.append(_centre_square(image, size))
+        arrays.append(resize_square(image, size))
         names.append(path.relative_to(folder).as_posix())
     if not arrays:
         raise GanforgeError(f"No readable images found in '{folder}'.")
-    if skipped:
-        warnings.warn(f"Skipped {len(skipped)} unreadable image file(s) in {folder}: {', '.join(skipped[:3])}"
-                      + (", ..." if len(skipped) > 3 else ""), UserWarning, stacklevel=3)
+    warn_skipped(skipped, folder, stacklevel=3)
     channels = 1 if all(a.shape[0] == 1 for a in arrays) else 3
     stacked = np.stack([np.broadcast_to(a, (channels, size, size)) for a in arrays])
     return torch.from_numpy(stacked), names
@@ -347,25 +344,12 @@ def _folder_images(folder: Path, size: int) -> tuple[torch.Tensor, list[str]]:
 
 def _split_folder(folder: Path, split: str) -> Path:
     """``folder/<split>`` when the folder has split subfolders (train, val, test), else ``folder``."""
-    present = [s for s in ("train", "val", "test") if (folder / s).is_dir()]
+    present = [s for s in SPLITS if (folder / s).is_dir()]
     if not present:
         return folder
     if split not in present:
         raise GanforgeError(f"'{folder}' has no {split} split; it has: {', '.join(present)}.")
     return folder / split
-
-
-def _centre_square(image: np.ndarray, size: int) -> np.ndarray:
-    """uint8 [C, h, w] -> [C, size, size]: bicubic resize of the centred square (like the folder loader)."""
-    c, h, w = image.shape
-    if (h, w) == (size, size):
-        return image
-    side = min(h, w)
-    box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
-    planes = image[0] if c == 1 else image.transpose(1, 2, 0)
-    out = np.asarray(Image.fromarray(np.ascontiguousarray(planes)).resize((size, size), Image.Resampling.BICUBIC,
-                                                                          box=box))
-    return out[None] if out.ndim == 2 else out.transpose(2, 0, 1)
 
 
 def _fashion_source(derivation: str) -> PairedSource:

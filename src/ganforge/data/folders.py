@@ -12,7 +12,6 @@ Every image is decoded with Pillow, brought to grayscale or RGB, resized so that
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import torch
 from PIL import Image, ImageOps
 
 from ..errors import GanforgeError
+from ..io import warn_skipped
 from . import ImageData
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -79,7 +79,7 @@ def load_image_folder(root: Path, image_size: int = 64, channels: int | None = N
         if channels == 1 and im.mode != "L":
             im = im.convert("L")
         all_gray = all_gray and im.mode == "L"
-        arrays.append(np.asarray(_square(im, image_size)))
+        arrays.append(resize_square(_planes(im), image_size))
         if labels is not None:
             kept_labels.append(labels[i])
 
@@ -89,14 +89,12 @@ def load_image_folder(root: Path, image_size: int = 64, channels: int | None = N
         if skipped:
             detail = f"; could not decode {_count(len(skipped), 'image file')}: {_some_names(skipped, root)}"
         raise GanforgeError(f"No readable images found in '{root}' (looked for {looked_for}{detail}).")
-    if skipped:
-        warnings.warn(f"Skipped {_count(len(skipped), 'unreadable image file')} in {root}: "
-                      f"{_some_names(skipped, root)}", UserWarning, stacklevel=2)
+    warn_skipped([p.relative_to(root).as_posix() for p in skipped], root)
 
     out_channels = channels if channels is not None else (1 if all_gray else 3)
     stacked = np.empty((len(arrays), out_channels, image_size, image_size), dtype=np.uint8)
     for j, a in enumerate(arrays):
-        stacked[j] = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)  # a gray image repeats into RGB
+        stacked[j] = a  # a gray image repeats into RGB
     return ImageData(
         images=torch.from_numpy(stacked),
         labels=torch.tensor(kept_labels, dtype=torch.int64) if labels is not None else None,
@@ -205,16 +203,31 @@ def _gray_from_float(values: np.ndarray) -> Image.Image:
     return Image.fromarray(_to_uint8(values))
 
 
-def _square(im: Image.Image, size: int) -> Image.Image:
-    """Resize the shorter side to ``size``, then center crop: one resample of the centered square."""
-    w, h = im.size
-    if (w, h) == (size, size):
-        return im
-    side = min(w, h)
-    box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
-    # Resampling only this box equals resizing the whole image and cropping its center (the filter
-    # still reads the pixels just outside the box), without rounding the longer side to whole pixels.
-    return im.resize((size, size), Image.Resampling.BICUBIC, box=box)
+def _planes(im: Image.Image) -> np.ndarray:
+    """A mode "L" or "RGB" image as uint8 [C, H, W] (C = 1 or 3)."""
+    arr = np.asarray(im)
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def resize_square(image: np.ndarray, size: int, crop: bool = True) -> np.ndarray:
+    """uint8 [C, h, w] (C = 1 or 3) -> uint8 [C, size, size] by one PIL bicubic resample (antialiased).
+
+    ``crop=True`` (the folder loaders): the shorter side becomes ``size`` and the longer one is cropped
+    to its centre. ``crop=False`` (pix2pix halves, as the reference loads them): the whole image is
+    stretched to ``size x size``. An image already ``size x size`` is returned as it is.
+    """
+    c, h, w = image.shape
+    if (h, w) == (size, size):
+        return image
+    box = None
+    if crop:
+        side = min(w, h)
+        # Resampling only the centred square equals resizing the whole image and cropping its centre
+        # (the filter still reads the pixels just outside the box), without rounding the longer side.
+        box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
+    planes = np.ascontiguousarray(image[0] if c == 1 else image.transpose(1, 2, 0))
+    out = np.asarray(Image.fromarray(planes).resize((size, size), Image.Resampling.BICUBIC, box=box))
+    return out[None] if out.ndim == 2 else out.transpose(2, 0, 1)
 
 
 def list_images(root: Path) -> tuple[list[Path], list[int] | None, list[str]]:
@@ -232,7 +245,7 @@ def read_image(path: Path) -> np.ndarray | None:
         with Image.open(path) as im:
             im.load()
             im = ImageOps.exif_transpose(im)
-        arr = np.asarray(_to_l_or_rgb(im))
+        planes = _planes(_to_l_or_rgb(im))
     except Exception:  # Pillow raises many types on corrupt data
         return None
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return planes

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import GanforgeError
+from ..io import cache_dir
 from . import DATASETS, ImageData
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -45,13 +46,9 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ganforge" / "data"
-
-
 def _candidate_dirs(name: str, root: str | None) -> list[Path]:
     bases = [Path(p).expanduser() for p in (root, os.environ.get("GANFORGE_DATA")) if p]
-    bases += [*SYSTEM_DIRS, cache_dir()]
+    bases += [*SYSTEM_DIRS, cache_dir("data")]
     out = []
     for b in bases:
         out += [b, b / name, b / _TORCHVISION_DIR[name] / "raw"]
@@ -90,13 +87,19 @@ def load_idx_dataset(name: str, root: str | None, split: str, classes: list[str]
         raise GanforgeError(f"Unknown split {split!r} for {name}; choose 'train' or 'test'.")
     found = _find(name, split, root)
     if found is None and os.environ.get("GANFORGE_OFFLINE") != "1":
-        download(name, cache_dir())
+        download(name, cache_dir("data"))
         found = _find(name, split, root)
     if found is None:
-        hint = " (on Debian/Ubuntu: apt-get install dataset-fashion-mnist)" if name == "fashion-mnist" else ""
+        ways = ["give the folder that holds them with --data-root DIR (or $GANFORGE_DATA)"]
+        if name == "fashion-mnist":
+            ways.append("install them on Debian/Ubuntu with: apt-get install dataset-fashion-mnist")
+        offline = os.environ.get("GANFORGE_OFFLINE") == "1"
+        ways.append("unset GANFORGE_OFFLINE to let ganforge download them" if offline
+                    else "ganforge downloads them when this machine is online")
         raise GanforgeError(
             f"{name} {split} files ({_SPLIT_PREFIX[split]}-images-idx3-ubyte[.gz]) were not found in "
-            f"--data-root, $GANFORGE_DATA, /usr/share/datasets/{name} or {cache_dir()}{hint}."
+            f"--data-root, $GANFORGE_DATA, /usr/share/datasets/{name} or {cache_dir('data')}; to get them, "
+            f"{'; or '.join(ways)}."
         )
     images, labels = (read_idx(p) for p in found)
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:

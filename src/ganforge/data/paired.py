@@ -26,6 +26,9 @@ edge maps (B = photos), night2day night scenes (B = the same scene by day).
 Sizes follow junyanz/pytorch-CycleGAN-and-pix2pix: both halves are resized (bicubic) to
 ``load_size x load_size`` when loaded, and every training batch takes a random ``crop_size`` crop and a
 random horizontal flip, identical for A and B (:meth:`PairedData.items`).
+
+The registry :data:`PAIRED_DATASETS`, :class:`PairedSource` and the size rule are defined in
+:mod:`ganforge.data.pairs` (below both this module and :mod:`ganforge.data.derived`) and importable from here.
 """
 
 from __future__ import annotations
@@ -37,23 +40,19 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
-import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import NamedTuple
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..errors import GanforgeError
-from ..registry import Registry
+from ..io import cache_dir, warn_skipped, write_atomic
 from . import convert_images
-from .folders import IMAGE_EXTENSIONS, list_images, read_image
-from .idx import cache_dir
+from .derived import derived_source
+from .folders import IMAGE_EXTENSIONS, list_images, read_image, resize_square
+from .pairs import PAIRED_DATASETS, SPLITS, PairedSource, SizeRule, Sizes  # also importable from here
 
-SPLITS = ("train", "val", "test")
 DIRECTIONS = ("AtoB", "BtoA")
 JITTER = 286 / 256  # load_size / crop_size of the reference (resize to 286, random crop 256)
 
@@ -142,30 +141,6 @@ class PairedData:
         return out
 
 
-class Sizes(NamedTuple):
-    load: int  # the stored size S
-    crop: int  # the training crop (the networks' image size)
-
-
-SizeRule = Callable[[int], Sizes]
-"""Maps a source's own image size to the (load, crop) sizes; sources store images at ``load``."""
-
-
-@dataclass
-class PairedSource:
-    """A registered source of pairs.
-
-    load(root, split, size_rule) -> (A uint8 [N, Ca, S, S], B uint8 [N, Cb, S, S], names), where the
-    source finds its own image size s0 and stores S = size_rule(s0).load.
-    """
-
-    load: Callable[[str | None, str, SizeRule], tuple[torch.Tensor, torch.Tensor, list[str]]]
-    description: str = ""
-
-
-PAIRED_DATASETS: Registry[PairedSource] = Registry("paired dataset")
-
-
 def load_paired(source: str, root: str | None = None, split: str = "train", direction: str = "AtoB",
                 load_size: int | None = None, crop_size: int | None = None, flip: bool = True,
                 channels_A: int | None = None, channels_B: int | None = None,
@@ -206,8 +181,6 @@ def load_paired(source: str, root: str | None = None, split: str = "train", dire
                             f"crops are taken from images stored at load_size.")
 
     if derive is not None:
-        from .derived import derived_source
-
         src, name = derived_source(source, derive)
     elif source in PAIRED_DATASETS:
         src, name = PAIRED_DATASETS.get(source), source
@@ -368,34 +341,22 @@ class _PairStack:
             self.A = np.empty((self.capacity, 3, self.size, self.size), dtype=np.uint8)
             self.B = np.empty_like(self.A)
         i = len(self.names)
-        self.A[i] = _square(a, self.size)
-        self.B[i] = _square(b, self.size)
+        self.A[i] = resize_square(a, self.size, crop=False)  # a gray half repeats into the 3 channels
+        self.B[i] = resize_square(b, self.size, crop=False)
         self.all_gray = self.all_gray and a.shape[0] == 1 and b.shape[0] == 1
         self.names.append(name)
 
     def finish(self, folder: Path, skipped: list[Path]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-        if skipped:
+        if not self.names:  # every file was skipped
             named = ", ".join(p.name for p in skipped[:_MAX_NAMED]) + (", ..." if len(skipped) > _MAX_NAMED else "")
-            if not self.names:
-                raise GanforgeError(f"No readable images in '{folder}' (could not decode {len(skipped)} file(s): "
-                                    f"{named}).")
-            warnings.warn(f"Skipped {len(skipped)} unreadable image file(s) in {folder}: {named}",
-                          UserWarning, stacklevel=3)
+            raise GanforgeError(f"No readable images in '{folder}' (could not decode {len(skipped)} file(s): "
+                                f"{named}).")
+        warn_skipped([p.name for p in skipped], folder, stacklevel=3)
         n = len(self.names)
         channels = slice(0, 1) if self.all_gray else slice(0, 3)
         A = torch.from_numpy(np.ascontiguousarray(self.A[:n, channels]))
         B = torch.from_numpy(np.ascontiguousarray(self.B[:n, channels]))
         return A, B, self.names
-
-
-def _square(image: np.ndarray, size: int) -> np.ndarray:
-    """uint8 [C, h, w] (C = 1 or 3) -> uint8 [3, size, size], resized with PIL's bicubic (gray repeats)."""
-    if image.shape[1:] != (size, size):
-        planes = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
-        resized = np.asarray(Image.fromarray(np.ascontiguousarray(planes)).resize((size, size),
-                                                                                Image.Resampling.BICUBIC))
-        image = resized[None] if resized.ndim == 2 else resized.transpose(2, 0, 1)
-    return np.broadcast_to(image, (3, size, size)) if image.shape[0] == 1 else image
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -421,7 +382,7 @@ def pix2pix_url(name: str) -> str:
 
 def published_dir(name: str, root: str | None = None) -> Path:
     """The folder holding the published dataset ``name``; downloads it when needed and allowed."""
-    cache = cache_dir() / "pix2pix"
+    cache = cache_dir("data") / "pix2pix"
     bases = [Path(p).expanduser() for p in (root, os.environ.get("GANFORGE_DATA")) if p]
     for base in bases:
         if base.name == name and base.is_dir():
@@ -442,23 +403,25 @@ def published_dir(name: str, root: str | None = None) -> Path:
 def download_pix2pix(name: str, dest: Path) -> Path:
     """Download ``<name>.tar.gz`` from :func:`pix2pix_url` and extract it safely into ``dest/<name>``.
 
-    The archive is written to a temporary file and renamed when complete, and extracted into a
-    temporary folder that is renamed into place, so an interrupted run never leaves a partial dataset.
+    The archive is written to a temporary file and renamed when complete (:func:`ganforge.io.write_atomic`),
+    and extracted into a temporary folder that is renamed into place, so an interrupted run never leaves a
+    partial dataset.
     """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     url = pix2pix_url(name)
     archive = dest / f"{name}.tar.gz"
+
+    def fetch(part: Path) -> None:
+        with open(part, "wb") as f, urllib.request.urlopen(url, timeout=60) as response:
+            shutil.copyfileobj(response, f, length=1 << 20)
+
     if not archive.is_file():
-        fd, part = tempfile.mkstemp(prefix=f".{name}-", suffix=".part", dir=dest)
         try:
-            with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=60) as response:
-                shutil.copyfileobj(response, f, length=1 << 20)
-            os.replace(part, archive)
+            write_atomic(archive, fetch, suffix=".part")
         except (urllib.error.URLError, OSError, ValueError) as e:
             raise GanforgeError(f"Downloading the pix2pix dataset {name!r} from {url} failed ({e}).") from None
-        finally:
-            Path(part).unlink(missing_ok=True)
+    # A folder, not a file, so write_atomic does not apply: extract into a scratch folder, rename it into place.
     scratch = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=dest))
     try:
         safe_extract(archive, scratch)
@@ -506,5 +469,3 @@ def _published(name: str) -> PairedSource:
 
 for _name in PUBLISHED:
     PAIRED_DATASETS.register(_name, _published(_name))
-
-from . import derived  # noqa: E402,F401  (registers edges2fashion, ... and the derivations)

@@ -1,5 +1,5 @@
 """Evaluation metrics: feature extractors (registry), FID, KID, IS, precision/recall, density/coverage,
-paired metrics, and the one ``evaluate`` entry point shared by the CLI, the API and the training loop."""
+paired metrics, and the ``evaluate`` entry point that ``ganforge.evaluate``, the CLI and the training loop share."""
 
 from __future__ import annotations
 

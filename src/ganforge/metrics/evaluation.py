@@ -9,9 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +18,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data import load_dataset
+from ..data.folders import list_images, read_image
 from ..errors import GanforgeError
+from ..io import cache_dir, warn_skipped, write_atomic
 from .features import EXTRACTORS, FeatureExtractor
+from .fid import fid_from_features, frechet_distance, gaussian_stats, load_stats
+from .isc import inception_score
+from .kid import kernel_inception_distance
+from .prdc import density_coverage, precision_recall
 
 ALL_METRICS = ("fid", "kid", "is", "pr", "dc")
 HIGHER_IS_BETTER = {"is_mean", "precision", "recall", "density", "coverage", "class_entropy", "mean_confidence"}
@@ -97,8 +102,6 @@ def batches_from_npz(path: Path, batch_size: int) -> tuple[Iterator, int, tuple[
 def batches_from_folder(root: Path, batch_size: int, limit: int | None = None) -> tuple[Iterator, int, tuple[int, int]]:
     """Images of a folder at their own sizes (consecutive same-shape images are batched); unreadable files
     are skipped and reported once."""
-    from ..data.folders import list_images, read_image
-
     files = list_images(root)[0]
     if limit is not None:
         files = files[:limit]
@@ -124,14 +127,13 @@ def batches_from_folder(root: Path, batch_size: int, limit: int | None = None) -
             group.append(a)
         if group:
             yield torch.from_numpy(np.stack(group))
-        if bad:
-            warnings.warn(f"Skipped {len(bad)} unreadable image files in {root}: {', '.join(bad[:5])}", stacklevel=2)
+        warn_skipped(bad, root)
 
     return gen(), len(files), (channels, max(first.shape[1:]))
 
 
 def batches_from_model(model, n: int, seed: int, batch_size: int, ema: bool | None = None) -> Iterator:
-    """Generate ``n`` images in batches from a LoadedModel (reproducible for ``seed``)."""
+    """Generate ``n`` images in batches from an inference object (reproducible for ``seed``)."""
     for start in range(0, n, batch_size):
         # the same inputs as model.sample(n, seed), produced a batch at a time
         images = model.sample_batch(n, seed, start, min(batch_size, n - start), ema)
@@ -139,10 +141,6 @@ def batches_from_model(model, n: int, seed: int, batch_size: int, ema: bool | No
 
 
 # --------------------------------------------------------------------------- reference features (cached)
-def stats_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ganforge" / "stats"
-
-
 def _cache_key(**parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -151,12 +149,10 @@ def dataset_features(name: str, split: str, n: int, extractor: FeatureExtractor,
                      seed: int = 0, batch_size: int = 200, cache: bool = True) -> tuple[Features, dict]:
     """Features of ``n`` images of a dataset split (a seeded random subset), cached on disk by
     (dataset, split, n, seed, extractor protocol)."""
-    from ..data import load_dataset
-
     protocol = extractor.protocol()
     info = {"kind": "dataset", "name": name, "split": split, "n": n, "subset_seed": seed}
     key = _cache_key(**info, protocol=protocol, labels=True)
-    path = stats_cache_dir() / f"{name.replace('/', '_')}-{split}-{key}.npz"
+    path = cache_dir("stats") / f"{name.replace('/', '_')}-{split}-{key}.npz"
     if cache and path.is_file():
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -173,14 +169,12 @@ def dataset_features(name: str, split: str, n: int, extractor: FeatureExtractor,
         feats.labels = data.labels[order].numpy().astype(np.int64)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
         arrays = {"features": feats.features.astype(np.float64)}
         if feats.logits is not None:
             arrays["logits"] = feats.logits
         if feats.labels is not None:
             arrays["labels"] = feats.labels
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+        write_atomic(path, lambda tmp: np.savez(tmp, **arrays))
     return feats, {**info, "n": n_take, "cached": False}
 
 
@@ -189,11 +183,6 @@ def compute_metrics(fake: Features, real: Features | None, metrics: Iterable[str
                     real_stats: tuple[np.ndarray, np.ndarray] | None = None,
                     class_names: list[str] | None = None) -> dict[str, Any]:
     """The requested metrics of generated features against reference features (or FID statistics)."""
-    from .fid import fid_from_features, frechet_distance, gaussian_stats
-    from .isc import inception_score
-    from .kid import kernel_inception_distance
-    from .prdc import density_coverage, precision_recall
-
     out: dict[str, Any] = {}
     for m in metrics:
         if m not in ALL_METRICS:
@@ -259,8 +248,6 @@ def per_class_metrics(fake: Features, requested: np.ndarray, class_names: list[s
         out["class_accuracy"] = acc
         out["class_accuracy_mean"] = float(np.mean(list(acc.values())))
     if real is not None and real.labels is not None:
-        from .fid import fid_from_features
-
         fids = {}
         for c in range(k):
             a, b = real.features[real.labels == c], fake.features[requested == c]
@@ -295,32 +282,36 @@ def evaluate(
     split: str = "train",
     real_vs_real: bool = True,
     record: bool = True,
+    model: Any = None,
 ) -> dict[str, Any]:
-    """Evaluate a run folder / checkpoint (generating ``n`` images), an .npz of samples or an image folder
-    against a dataset name, an image folder or an FID statistics .npz. Returns one JSON-able dict that
-    records the protocol; for a run folder it is also appended to its metrics.jsonl (``record``)."""
-    from ..api import load
-    from .fid import load_stats
-
+    """Evaluate a model (``model``: an inference object from ``ganforge.load``, generating ``n`` images), an
+    .npz of samples or an image folder against a dataset name, an image folder or an FID statistics .npz.
+    Returns one JSON-able dict that records the protocol; for a model loaded from a run folder it is also
+    appended to the run's metrics.jsonl (``record``). ``ganforge.evaluate`` loads run folders for this."""
     t0 = time.perf_counter()
     source = Path(source)
     metrics = [m.strip() for m in metrics if m.strip()]
-    model = None
-    if source.suffix == ".npz" and source.is_file():
-        batches, count, (channels, size) = batches_from_npz(source, batch_size)
-        kind = "npz"
-    elif source.is_dir() and not (source / "checkpoints").is_dir() and not (source / "meta.json").is_file():
-        batches, count, (channels, size) = batches_from_folder(source, batch_size, n)
-        kind = "folder"
-    else:
-        model = load(source, ckpt, device)
+    if model is not None:
+        if not model.makes_images or not model.samples_from_noise:
+            what = ("generates points, not images" if not model.makes_images else
+                    "translates images; evaluate it on held-out pairs with ganforge translate RUN --split test")
+            raise GanforgeError(f"{model.source!r} is a {model.name} model: it {what}.")
         ds = model.meta.get("dataset") or {}
         channels, size = ds.get("channels", 3), ds.get("image_size", 64)
         count = n or 10000
         batches = batches_from_model(model, count, seed, batch_size, ema)
         kind = "model"
         against = against or ds.get("name")
-        data_root = data_root or model.config.data_root
+        data_root = data_root or model.data_config().root
+    elif source.suffix == ".npz" and source.is_file():
+        batches, count, (channels, size) = batches_from_npz(source, batch_size)
+        kind = "npz"
+    elif source.is_dir() and not (source / "checkpoints").is_dir() and not (source / "meta.json").is_file():
+        batches, count, (channels, size) = batches_from_folder(source, batch_size, n)
+        kind = "folder"
+    else:
+        raise GanforgeError(f"{str(source)!r} is not an .npz of samples or a folder of images; evaluate run "
+                            "folders with ganforge.evaluate (or ganforge eval RUN_DIR).")
     n_fake = min(count, n) if n else count
     name = extractor or default_extractor(channels, size)
     ex = get_extractor(name, weights, device)
@@ -346,8 +337,6 @@ def evaluate(
                 a, _ = dataset_features(against, split, n_fake, ex, data_root, seed=seed + 1)
                 b, _ = dataset_features(against, other, n_fake, ex, data_root, seed=seed + 1)
                 m = min(len(a.features), len(b.features))
-                from .fid import fid_from_features
-
                 rvr = {"fid": float(fid_from_features(a.features[:m], b.features[:m])), "n": m,
                        "splits": f"{split} vs {other}"}
                 if model is not None and model.num_classes and a.labels is not None and b.labels is not None:
@@ -374,6 +363,13 @@ def evaluate(
         result.update(per_class_metrics(fake, y, model.class_names, real if "fid" in metrics else None,
                                         getattr(ex, "class_names", None)))
     result["time_s"] = round(time.perf_counter() - t0, 2)
+    dim = fake.features.shape[1]
+    if "fid" in metrics and n_fake <= dim:  # a covariance of rank < D: flagged, and never recorded as a result
+        result["fid_reliable"] = False
+        result["warning"] = (f"FID from N={n_fake} images with {dim}-dimensional features is unreliable (the "
+                             f"covariance has rank at most N-1 < {dim}); use --n {max(10 * dim, 10000)} or more; "
+                             "this result was not added to the run's metrics.jsonl")
+        record = False
     if record and model is not None:
         run_dir = model.path.parent.parent
         if (run_dir / "metrics.jsonl").is_file():

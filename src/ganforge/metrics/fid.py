@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import GanforgeError
+from ..io import write_atomic
 
 SQRTM_EPS = 1e-6  # added to both covariance diagonals when sqrtm fails (pytorch-fid's default)
 SQRTM_TOLERANCE = 1e-6  # relative Frobenius residual ||X X - A|| / ||A|| accepted from sqrtm
@@ -188,12 +189,12 @@ def save_stats(path: str | os.PathLike, mu: np.ndarray, sigma: np.ndarray, **pro
     except (TypeError, ValueError) as err:
         raise GanforgeError(f"the FID statistics protocol must be JSON-serialisable (strings, numbers, lists, "
                             f"dicts): {err}") from None
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, mu=mu, sigma=sigma, protocol=np.array(protocol_json))
-    os.replace(tmp, path)
-    return path
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a name without it
+            np.savez(f, mu=mu, sigma=sigma, protocol=np.array(protocol_json))
+
+    return write_atomic(path, write)
 
 
 def load_stats(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict]:

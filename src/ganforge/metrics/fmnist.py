@@ -26,6 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from ..data import LUMA
 from ..data.idx import FASHION_CLASSES
 from ..errors import GanforgeError
 from .features import EXTRACTORS, FeatureExtractor
@@ -33,7 +34,6 @@ from .features import EXTRACTORS, FeatureExtractor
 WEIGHTS_FILE = Path(__file__).resolve().parent / "weights" / "fmnist_classifier.safetensors"
 TRAIN_SCRIPT = "scripts/train_fmnist_classifier.py"
 IMAGE_SIZE = 28
-_LUMA = (0.299, 0.587, 0.114)
 
 
 def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
@@ -127,7 +127,7 @@ class FashionFeatureExtractor(FeatureExtractor):
                                 f"not shape {tuple(images.shape)}.")
         x = images.float()
         if x.shape[1] == 3:
-            w = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+            w = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
             x = (x * w).sum(1, keepdim=True)
         if tuple(x.shape[-2:]) != (IMAGE_SIZE, IMAGE_SIZE):
             x = F.interpolate(x, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", antialias=True, align_corners=False)

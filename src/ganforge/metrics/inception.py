@@ -39,7 +39,6 @@ import hashlib
 import io
 import os
 import sys
-import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -48,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import GanforgeError
+from ..io import cache_dir, write_atomic
 from .features import EXTRACTORS, FeatureExtractor
 
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's name
@@ -234,14 +234,9 @@ class FIDInceptionV3(nn.Module):
 
 # ----------------------------------------------------------------------------------------------- weights
 
-def cache_dir() -> Path:
-    """Where downloaded weights go: ``$XDG_CACHE_HOME/ganforge/weights`` (default ``~/.cache/ganforge/weights``)."""
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ganforge" / "weights"
-
-
 def _search_dirs() -> list[Path]:
     env = os.environ.get("GANFORGE_WEIGHTS")
-    return ([Path(env).expanduser()] if env else []) + [cache_dir()]
+    return ([Path(env).expanduser()] if env else []) + [cache_dir("weights")]
 
 
 def _in_dir(d: Path) -> Path | None:
@@ -251,21 +246,20 @@ def _in_dir(d: Path) -> Path | None:
 def download_weights(dest_dir: Path | None = None) -> Path:
     """Download the weights from ``WEIGHTS_URL`` into ``dest_dir`` (default: the cache) as ``WEIGHTS_FILE``.
 
-    Written to a temporary file in ``dest_dir``, checked against ``WEIGHTS_SHA256_PREFIX``, then renamed;
-    a failed or mismatching download leaves nothing behind.
+    Written to a temporary file in ``dest_dir`` and checked against ``WEIGHTS_SHA256_PREFIX`` before it is
+    renamed (:func:`ganforge.io.write_atomic`); a failed or mismatching download leaves nothing behind.
     """
-    dest_dir = Path(dest_dir) if dest_dir is not None else cache_dir()
+    dest_dir = Path(dest_dir) if dest_dir is not None else cache_dir("weights")
     dest = dest_dir / WEIGHTS_FILE
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise GanforgeError(f"Cannot create the weights directory {str(dest_dir)!r} ({e}).") from None
     print(f"ganforge: downloading {WEIGHTS_FILE} (about 96 MB) from {WEIGHTS_URL} into {dest_dir}", file=sys.stderr)
-    fd, tmp_name = tempfile.mkstemp(prefix=WEIGHTS_FILE + ".", suffix=".part", dir=dest_dir)
-    tmp = Path(tmp_name)
-    try:
+
+    def fetch(tmp: Path) -> None:  # a mismatching hash raises before the rename, so nothing is kept
         digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(WEIGHTS_URL, timeout=60) as response:
+        with open(tmp, "wb") as out, urllib.request.urlopen(WEIGHTS_URL, timeout=60) as response:
             while chunk := response.read(1 << 20):
                 digest.update(chunk)
                 out.write(chunk)
@@ -273,12 +267,12 @@ def download_weights(dest_dir: Path | None = None) -> Path:
         if not sha.startswith(WEIGHTS_SHA256_PREFIX):
             raise GanforgeError(f"The download from {WEIGHTS_URL} has SHA-256 {sha}, not {WEIGHTS_SHA256_PREFIX}..., "
                                 f"so it was discarded; put a good copy of {WEIGHTS_FILE} in {dest_dir}.")
-        os.replace(tmp, dest)
+
+    try:
+        write_atomic(dest, fetch, suffix=".part")
     except GanforgeError:
-        tmp.unlink(missing_ok=True)
         raise
     except Exception as e:  # network and disk errors come in many types
-        tmp.unlink(missing_ok=True)
         raise GanforgeError(f"Downloading {WEIGHTS_URL} failed ({type(e).__name__}: {e}); download {WEIGHTS_FILE} "
                             f"yourself and put it in {dest_dir}, or pass --weights PATH.") from None
     return dest
@@ -307,7 +301,7 @@ def find_weights(weights: str | os.PathLike | None = None) -> Path:
         places = " or ".join(repr(str(d)) for d in _search_dirs())
         raise GanforgeError(f"The Inception weights file {WEIGHTS_FILE} was not found in {places} and "
                             f"GANFORGE_OFFLINE=1 forbids downloading it: download {WEIGHTS_URL} and put it in "
-                            f"{cache_dir()} (or pass --weights PATH).")
+                            f"{cache_dir('weights')} (or pass --weights PATH).")
     return download_weights()
 
 

@@ -6,14 +6,13 @@ run and checkpoint), a function that builds the named networks from it, and the 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
-from ..errors import GanforgeError
+from ..config import options_from_dict
 from ..registry import Registry
 
 
@@ -24,26 +23,18 @@ class ModelSpec:
     build: Callable[[Any], dict[str, nn.Module]]
     task: str
     description: str
+    pipeline: str = "noise"  # the inference object that generates with it (ganforge.pipelines)
 
 
 MODELS: Registry[ModelSpec] = Registry("model")
 
 
-def model_config(name: str, options: dict[str, Any] | None = None):
-    """Build the config dataclass of model ``name`` from a dict of options, checking every key."""
+def model_config(name: str, options: dict[str, Any] | None = None, strict: bool = True, validate: bool = True):
+    """Build the config dataclass of model ``name`` from a dict of options, checking every key and type
+    (``strict=False``: unknown keys, from a checkpoint of another version, are left out with a warning;
+    ``validate=False``: names and types only, for options that the data will complete)."""
     spec = MODELS.get(name)
-    options = dict(options or {})
-    fields = {f.name: f for f in dataclasses.fields(spec.config_cls)}
-    unknown = sorted(set(options) - set(fields))
-    if unknown:
-        raise GanforgeError(
-            f"Unknown option {unknown[0]!r} for model {name!r}; its options are: {', '.join(fields)}."
-        )
-    cfg = spec.config_cls(**options)
-    validate = getattr(cfg, "validate", None)
-    if validate is not None:
-        validate()
-    return cfg
+    return options_from_dict(spec.config_cls, options, f"model {name!r}", strict=strict, validate=validate)
 
 
 def build_model(name: str, options: dict[str, Any] | None = None) -> dict[str, nn.Module]:
@@ -68,4 +59,4 @@ def init_normal_(module: nn.Module, std: float = 0.02) -> None:
             nn.init.zeros_(m.bias)
 
 
-from . import cgan, dcgan, mlp, pix2pix, toy  # noqa: E402,F401  (registers the models)
+from . import cgan, cyclegan, dcgan, mlp, pix2pix, toy  # noqa: E402,F401  (registers the models)

@@ -157,6 +157,21 @@ class TutorialDiscriminator(nn.Module):
         return self.main(x).view(-1)
 
 
+def options_from_reference(state: dict[str, torch.Tensor]) -> dict[str, int]:
+    """The DCGAN options of a pytorch/examples ``netG_epoch_N.pth`` state dict (keys ``main.0.weight`` ...),
+    read from its weight shapes: nz, ngf, channels and the image size."""
+    convs = sorted((int(k.split(".")[1]), v) for k, v in state.items()
+                   if k.startswith("main.") and k.endswith(".weight") and v.dim() == 4)
+    if len(convs) < 2:
+        raise GanforgeError("This state dict is not a pytorch/examples DCGAN generator (no main.N.weight "
+                            "transposed convolutions found).")
+    first, last = convs[0][1], convs[-1][1]
+    n_up = len(convs) - 1
+    base = int(first.shape[-1])
+    return {"nz": int(first.shape[0]), "ngf": int(last.shape[0]), "channels": int(last.shape[1]),
+            "image_size": base * 2**n_up}
+
+
 def build_dcgan(cfg: DCGANConfig) -> dict[str, nn.Module]:
     if cfg.arch == "tutorial":
         return {"G": TutorialGenerator(cfg.channels, cfg.nz), "D": TutorialDiscriminator(cfg.channels)}

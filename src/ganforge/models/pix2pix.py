@@ -142,6 +142,6 @@ def generator_from_reference(path_or_state: str | Path | dict[str, torch.Tensor]
 
 MODELS.register(
     "pix2pix",
-    ModelSpec("pix2pix", Pix2PixConfig, build_pix2pix, task="pix2pix",
+    ModelSpec("pix2pix", Pix2PixConfig, build_pix2pix, task="pix2pix", pipeline="translation",
               description="pix2pix (Isola et al. 2017): U-Net generator + PatchGAN discriminator, junyanz networks"),
 )

@@ -80,6 +80,6 @@ def build_toy_gan(cfg: ToyGANConfig) -> dict[str, nn.Module]:
 
 MODELS.register(
     "toy",
-    ModelSpec("toy", ToyGANConfig, build_toy_gan, task="toy",
+    ModelSpec("toy", ToyGANConfig, build_toy_gan, task="toy", pipeline="points",
               description="small MLP G and D for 1-D / 2-D toy data (ganforge toy)"),
 )

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..registry import Registry
+from ..viz import save_grid, to_uint8
 
 
 @dataclass(frozen=True)
@@ -25,24 +27,35 @@ class Phase:
     betas: tuple[float, float] = (0.5, 0.999)
     repeat: int = 1  # updates per training step (k D steps per G step)
     new_batch: bool = True  # draw a fresh data batch for every update (else reuse the step's last one)
+    optimizer: str | None = None  # adam | adamw | sgd | rmsprop | lbfgs; None: the config's choice (adam)
+    optimizer_options: tuple[tuple[str, object], ...] = ()  # extra constructor arguments, e.g. (("max_iter", 20),)
+
+
+@dataclass
+class NoOptions:
+    """A task without options of its own."""
 
 
 class Task:
-    """Base class. ``nets`` maps names to the raw networks; subclasses define the phases' losses."""
+    """Base class. ``nets`` maps names to the raw networks; subclasses define the phases' losses.
+
+    ``options`` is an instance of the task's ``options_cls`` (``task.NAME=value`` on the command line);
+    ``pipeline`` is the model's inference object, through which the task's pictures are generated."""
+
+    options_cls: type = NoOptions
 
     ema_nets: tuple[str, ...] = ()  # networks whose weights the trainer averages when ema_decay > 0
     sample_net: str = "G"  # the network that ``generate`` uses
-    makes_images: bool = True  # False for tasks whose samples are points (toy data): no grids, no image metrics
-    num_classes: int = 0  # > 0: generate() takes labels ("y") besides the noise
-    data_kind: str = "images"  # "images" (ImageData batches {"image", "label"}) or "paired" ({"A", "B"})
-    samples_from_noise: bool = True  # False: outputs come from input images (ganforge translate), not sample
+    data_kind: str = "images"  # "images" ({"image", "label"}), "paired" or "unaligned" ({"A", "B"} batches)
     shared_forward: tuple[str, ...] = ()  # networks run once per step by forward(), their graph kept for phases
-    class_names: list[str] = []  # names of the labels (set from the dataset by whoever builds the task)
 
-    def __init__(self, nets: dict[str, nn.Module], model_cfg, train_cfg) -> None:
+    def __init__(self, nets: dict[str, nn.Module], model_cfg, train_cfg, options: Any = None,
+                 pipeline: Any = None) -> None:
         self.nets = nets
         self.model_cfg = model_cfg
         self.cfg = train_cfg
+        self.options = options if options is not None else self.options_cls()
+        self.pipeline = pipeline
 
     def phases(self) -> list[Phase]:
         raise NotImplementedError
@@ -63,13 +76,27 @@ class Task:
         that trains them can backpropagate through these tensors; phases that do not must detach them."""
         return {}
 
+    # ------------------------------------------------------------------ state and hooks
+    def state_dict(self) -> dict:
+        """Task state beyond the networks (image pools, augmentation probabilities, running statistics),
+        saved in every checkpoint's state.pt and given back to ``load_state_dict`` on resume. Plain
+        tensors, numbers, strings and containers only (it is read with ``torch.load(weights_only=True)``)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what ``state_dict`` returned. Its tensors arrive on the CPU (state.pt is read with
+        ``map_location="cpu"``): move them to the networks' device where they are used."""
+
+    def on_end(self, run_dir: Path) -> None:
+        """Called once on the main process after the final checkpoint and pictures (e.g. a summary plot)."""
+
     def fixed_inputs(self, n: int, seed: int) -> dict[str, torch.Tensor]:
         """The inputs of the fixed sample grid (CPU tensors), the same for every run with ``seed``."""
-        raise NotImplementedError
+        return self.pipeline.fixed_inputs(n, seed)
 
     def generate(self, net: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Images [N, C, H, W] in [-1, 1] from ``inputs`` (already on the net's device)."""
-        raise NotImplementedError
+        """Outputs (images [N, C, H, W] in [-1, 1]) of ``net`` for ``inputs``, as the pipeline generates."""
+        return self.pipeline.generate(inputs, net=net)
 
     def render_samples(self, net: nn.Module, inputs: dict[str, torch.Tensor], path: Path, step: int) -> None:
         """Write the picture of training at ``step`` to ``path`` (PNG); by default a grid of generated images.
@@ -77,17 +104,13 @@ class Task:
         The trainer calls it every ``sample_every`` steps (net in eval mode, no grad) and animates the
         frames into progress.gif; tasks whose outputs are not images (e.g. toy 1-D/2-D data) override it.
         """
-        from ..viz import save_grid, to_uint8
-
         save_grid(to_uint8(self.generate(net, inputs)), path)
 
     def render_real(self, batch: dict[str, torch.Tensor], path: Path, n: int) -> None:
         """Write a picture of real training data (a CPU batch as the data stream gives it) to ``path``."""
-        from ..viz import save_grid
-
         save_grid(batch["image"][:n], path)
 
 
 TASKS: Registry[type[Task]] = Registry("task")
 
-from . import gan, pix2pix, toy  # noqa: E402,F401  (registers the tasks; toy also registers the toy datasets)
+from . import cyclegan, gan, pix2pix, toy  # noqa: E402,F401  (registers the tasks)

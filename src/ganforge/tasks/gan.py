@@ -6,14 +6,32 @@ The same task trains unconditional models (G(z), D(x)) and class-conditional one
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import GanforgeError
 from ..losses import LOSSES, gradient_penalty
+from ..viz import save_grid, to_uint8
 from . import TASKS, Phase, Task
+
+
+@dataclass
+class GANOptions:
+    """The game (``task.NAME=value``; also at the top level: ``loss=hinge d_steps=5``)."""
+
+    loss: str = "nonsaturating"  # minimax | nonsaturating | lsgan | hinge | wgan-gp
+    d_steps: int = 1  # k: discriminator updates per generator update (the lectures' algorithm)
+    gp_weight: float = 10.0  # gradient penalty weight for wgan-gp
+
+    def validate(self) -> None:
+        LOSSES.get(self.loss)
+        if self.d_steps < 1:
+            raise GanforgeError(f"d_steps must be a positive integer, got {self.d_steps!r}.")
+        if not self.gp_weight >= 0:
+            raise GanforgeError(f"gp_weight must be zero or positive, got {self.gp_weight!r}.")
 
 
 @TASKS.register("gan")
@@ -32,19 +50,20 @@ class GANTask(Task):
     """
 
     ema_nets = ("G",)
+    options_cls = GANOptions
 
-    def __init__(self, nets, model_cfg, train_cfg) -> None:
-        super().__init__(nets, model_cfg, train_cfg)
-        self.gan_loss = LOSSES.get(train_cfg.loss)
-        self.nz = model_cfg.nz
-        self.num_classes = getattr(model_cfg, "num_classes", 0) if hasattr(model_cfg, "cond") else 0
+    def __init__(self, nets, model_cfg, train_cfg, options=None, pipeline=None) -> None:
+        super().__init__(nets, model_cfg, train_cfg, options, pipeline)
+        self.gan_loss = LOSSES.get(self.options.loss)
+        self.nz = pipeline.nz
+        self.num_classes = pipeline.num_classes
         self.acgan = getattr(model_cfg, "cond", None) == "acgan"
 
     def phases(self) -> list[Phase]:
         c = self.cfg
         betas = (c.beta1, c.beta2)
         return [
-            Phase("D", ("D",), lr=c.lr_d, betas=betas, repeat=c.d_steps, new_batch=True),
+            Phase("D", ("D",), lr=c.lr_d, betas=betas, repeat=self.options.d_steps, new_batch=True),
             Phase("G", ("G",), lr=c.lr_g, betas=betas, repeat=1, new_batch=False),
         ]
 
@@ -83,9 +102,9 @@ class GANTask(Task):
                 loss = loss + cls
                 logs["cls_D"] = cls.detach()
                 logs["acc_real"] = (r_cls.detach().argmax(1) == y_real).float().mean()
-            if self.gan_loss.gradient_penalty and self.cfg.gp_weight > 0:
+            if self.gan_loss.gradient_penalty and self.options.gp_weight > 0:
                 gp = gradient_penalty(D if y_real is None else lambda x: self._score(D, x, y_real)[0], real, fake)
-                loss = loss + self.cfg.gp_weight * gp
+                loss = loss + self.options.gp_weight * gp
                 logs["gp"] = gp.detach()
             squash = torch.sigmoid if self.gan_loss.probabilities else (lambda t: t)
             logs["D_real"] = squash(r.detach()).mean()
@@ -101,41 +120,12 @@ class GANTask(Task):
             logs["cls_G"] = cls.detach()
         return loss, logs
 
-    # ------------------------------------------------------------------ sampling
-    def grid_columns(self, n: int) -> int | None:
-        """Images per row of a sample grid: one row per class for conditional models."""
-        return max(1, math.ceil(n / self.num_classes)) if self.num_classes else None
-
-    def fixed_inputs(self, n, seed):
-        """{"z": [n, nz]} (+ "y": [n], class-major rows: image i has class (i // columns) % K).
-
-        Every image has its own z; ``ganforge sample --class`` replaces y."""
-        g = torch.Generator().manual_seed(seed)
-        inputs = {"z": torch.randn(n, self.nz, generator=g)}
-        if self.num_classes:
-            inputs["y"] = (torch.arange(n) // self.grid_columns(n)) % self.num_classes
-        return inputs
-
-    def generate(self, net: nn.Module, inputs):
-        if not self.num_classes:
-            return net(inputs["z"])
-        y = inputs["y_soft"] if "y_soft" in inputs else inputs["y"]
-        return net(inputs["z"], y)
-
+    # ------------------------------------------------------------------ pictures
     def render_samples(self, net, inputs, path, step) -> None:
-        from ..viz import save_grid, to_uint8
-
+        """A grid of the fixed samples; conditional models: one row per class, named."""
         images = to_uint8(self.generate(net, inputs))
         if not self.num_classes:
             save_grid(images, path)
             return
-        cols = self.grid_columns(images.shape[0])
-        save_grid(images, path, nrow=cols, row_labels=self.row_labels(inputs["y"], cols))
-
-    def row_labels(self, y: torch.Tensor, columns: int) -> list[str]:
-        """The class name of each row of a grid of images with labels ``y``, ``columns`` per row."""
-        return [self.class_name(int(y[r * columns])) for r in range(math.ceil(len(y) / columns))]
-
-    def class_name(self, index: int) -> str:
-        return self.class_names[index] if index < len(self.class_names) else str(index)
-
+        cols = self.pipeline.grid_columns(images.shape[0])
+        save_grid(images, path, nrow=cols, row_labels=self.pipeline.row_labels(inputs["y"], cols))

@@ -3,28 +3,26 @@
 
 The training is :class:`GANTask`'s (k D updates, then one G update, any registered loss); this task
 only changes the noise (uniform on [-1, 1] by default, as in figure 1), the pictures, and writes a
-divergence estimate of every frame to ``RUN_DIR/toy_metrics.jsonl``. ``train_toy`` and ``compare_toy``
-are what ``ganforge toy`` calls.
+divergence estimate of every frame to ``RUN_DIR/toy_metrics.jsonl``; at the end of training it plots
+them (``divergence.png``), whether the run came from ``ganforge toy`` or ``ganforge train toy``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from scipy import stats
 from torch import nn
 
-from ..config import TrainConfig, parse_override, resolve_config
-from ..data.toy import TOY, ToyTarget, load_toy
+from ..data.toy import ToyTarget, load_toy
 from ..errors import GanforgeError
-from ..losses import LOSSES
+from ..pipelines.noise import latent
+from ..viz.toy import draw_frame_1d, draw_frame_2d, draw_real, plot_divergence
 from . import TASKS
 from .gan import GANTask
 
@@ -33,14 +31,6 @@ N_ARROWS_1D = 24  # z -> G(z) arrows in a 1-D frame
 N_ARROWS_2D = 150  # gradient arrows in a 2-D frame
 HIST_BINS = {1: 100, 2: 50}  # bins per axis of the JS histogram
 MESH_SIDE = 17  # 2-D: G's manifold is drawn as the image of a MESH_SIDE x MESH_SIDE grid of z
-
-
-def latent(n: int, nz: int, dist: str, device: torch.device | str = "cpu",
-           generator: torch.Generator | None = None) -> torch.Tensor:
-    """z [n, nz]: uniform on [-1, 1] or standard normal."""
-    if dist == "uniform":
-        return torch.rand(n, nz, device=device, generator=generator) * 2 - 1
-    return torch.randn(n, nz, device=device, generator=generator)
 
 
 def latent_quantiles(u: np.ndarray, dist: str) -> np.ndarray:
@@ -101,23 +91,14 @@ class _Scene:
 class ToyGANTask(GANTask):
     """GANTask on points [B, dim]; renders figure-1 (1-D) or GAN Lab (2-D) frames with divergence estimates."""
 
-    makes_images = False
-
-    def __init__(self, nets, model_cfg, train_cfg) -> None:
-        super().__init__(nets, model_cfg, train_cfg)
+    def __init__(self, nets, model_cfg, train_cfg, options=None, pipeline=None) -> None:
+        super().__init__(nets, model_cfg, train_cfg, options, pipeline)
         self.nz = model_cfg.latent_dim
         self.dim = model_cfg.dim
         self._scene_cache: _Scene | None = None
 
     def _noise(self, n: int, device) -> torch.Tensor:
         return latent(n, self.nz, self.model_cfg.z_dist, device)
-
-    def fixed_inputs(self, n, seed):
-        return {"z": latent(n, self.nz, self.model_cfg.z_dist, generator=torch.Generator().manual_seed(seed))}
-
-    def generate(self, net: nn.Module, inputs):
-        """Points [N, dim] (not images)."""
-        return net(inputs["z"])
 
     @property
     def d_kind(self) -> str:
@@ -135,7 +116,7 @@ class ToyGANTask(GANTask):
         if self._scene_cache is not None:
             return self._scene_cache
         c = self.cfg
-        target = load_toy(c.data, c.data_root, c.split)
+        target = load_toy(c.data.name, c.data.root, c.data.split)
         if target.dim != self.dim:
             raise GanforgeError(f"The toy model has dim={self.dim} but the data {target.name!r} is {target.dim}-D.")
         g = torch.Generator().manual_seed(c.seed + 1)
@@ -194,15 +175,13 @@ class ToyGANTask(GANTask):
 
     def render_samples(self, net, inputs, path, step):
         """Draw the frame of ``step`` and append its divergence estimates to RUN_DIR/toy_metrics.jsonl."""
-        from ..viz.toy import draw_frame_1d, draw_frame_2d
-
         scene = self._scene()
         D = self.nets["D"]
         device = next(net.parameters()).device
         numbers, fake = self.measure(net, D)
         lo_hi = scene.target.limits
         w_text = f"W1 {numbers['w1']:.3f}" if self.dim == 1 else f"sliced W1 {numbers['sw1']:.3f}"
-        title = (f"step {step}   {self.cfg.loss}, k={self.cfg.d_steps}   {w_text}   JS {numbers['js']:.3f}   "
+        title = (f"step {step}   {self.options.loss}, k={self.options.d_steps}   {w_text}   JS {numbers['js']:.3f}   "
                  f"|grad| {numbers['grad_g']:.2g}")
         with torch.no_grad():
             lines = net(scene.z_lines.to(device)).float().cpu().numpy()
@@ -238,105 +217,10 @@ class ToyGANTask(GANTask):
             f.write(json.dumps({"step": step, **numbers}) + "\n")
 
     def render_real(self, batch, path, n):
-        from ..viz.toy import draw_real
-
         scene = self._scene()
         draw_real(path, scene.target.points[:max(n, 1000)], scene.target.limits, scene.target.density)
 
-
-# ----------------------------------------------------------------------------- ganforge toy
-TOY_DEFAULTS: dict[str, Any] = {
-    # D learns 10x faster than G, Adam without momentum: measured on gaussian1d / mixture1d, the raw G then
-    # oscillates least around the data (lr 1e-3 for both with betas (0.5, 0.999) leaves p_g as jittering spikes)
-    "model": "toy", "batch_size": 256, "lr_g": 2e-4, "lr_d": 2e-3, "beta1": 0.0, "beta2": 0.9,
-    "log_every": 10, "ckpt_every": 0, "n_samples": 1000, "progress": False,
-}
-TOY_STEPS = {1: 3000, 2: 5000}  # default length for 1-D and 2-D data
-TOY_FRAMES = 60  # frames per run: sample_every = steps // TOY_FRAMES unless set
-
-
-def toy_config(data: str, flags: dict[str, Any] | None = None, overrides: list[str] | None = None,
-               frames: int = TOY_FRAMES) -> TrainConfig:
-    """The configuration of a toy run: TOY_DEFAULTS, 3000 (1-D) or 5000 (2-D) steps, ``frames`` frames,
-    then ``flags`` (None = not given) and ``key=value`` overrides. ``data`` is a toy distribution's name
-    or a file of points (.csv, .txt, .npy)."""
-    flags = {k: v for k, v in (flags or {}).items() if v is not None}
-    if data in TOY or data == "points":
-        values = {"data": data}
-    elif Path(data).expanduser().is_file():
-        values = {"data": "points", "data_root": str(Path(data).expanduser())}
-    else:
-        raise GanforgeError(f"Unknown toy data {data!r}; choose one of: {', '.join(TOY.names())}, "
-                            "or give a .csv, .txt or .npy file of 1-D or 2-D points.")
-    if frames < 1:
-        raise GanforgeError(f"frames must be positive, got {frames}.")
-    dim = load_toy(values["data"], flags.get("data_root", values.get("data_root"))).dim
-    cfg = resolve_config(flags={**TOY_DEFAULTS, "steps": TOY_STEPS[dim], **values, **flags}, overrides=overrides)
-    if cfg.model != "toy":
-        raise GanforgeError(f"ganforge toy trains the toy model, not {cfg.model!r}.")
-    for name in ("lr_g", "lr_d", "beta1", "beta2", "gp_weight", "ema_decay"):  # beta1=0 is read as an int
-        value = getattr(cfg, name)
-        if isinstance(value, int) and not isinstance(value, bool):
-            setattr(cfg, name, float(value))
-    keys = {parse_override(o)[0] for o in overrides or []} | set(flags)
-    if "sample_every" not in keys:
-        cfg.sample_every = max(1, (cfg.steps or 1) // frames)
-    cfg.validate()
-    return cfg
-
-
-def train_toy(cfg: TrainConfig, out: str | Path) -> dict[str, Any]:
-    """Train one toy run into ``out`` (frames, progress.gif, losses.png) and add divergence.png;
-    returns {"run_dir", "step", "nets", and the last frame's divergence estimates}."""
-    from ..api import train
-    from ..viz import read_metrics
-    from ..viz.toy import plot_divergence
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # networks this small run fastest on one CPU thread (measured 2.8 ms/step vs 6+ on 2)
-    try:
-        result = train(cfg, out)
-    finally:
-        torch.set_num_threads(threads)
-    run_dir = Path(out)
-    plot_divergence(run_dir / "toy_metrics.jsonl", run_dir / "divergence.png",
-                    title=f"{cfg.data}, {cfg.loss}, k={cfg.d_steps}")
-    rows = read_metrics(run_dir / "toy_metrics.jsonl")
-    return {"run_dir": run_dir, "step": result.step, "nets": result.nets, **(rows[-1] if rows else {})}
-
-
-def parse_variants(text: str | list[str]) -> list[tuple[str, str, int | None]]:
-    """``"minimax,nonsaturating,wgan-gp:5"`` -> [(label, loss, k or None)]: a loss, optionally with its
-    number of D steps per G step after a colon."""
-    items = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
-    out = []
-    for item in items:
-        loss, _, k = item.partition(":")
-        LOSSES.get(loss)
-        if k and (not k.isdigit() or int(k) < 1):
-            raise GanforgeError(f"Cannot read {item!r}: write LOSS or LOSS:K with K D steps per G step (e.g. "
-                                "minimax:5).")
-        out.append((f"{loss}-k{k}" if k else loss, loss, int(k) if k else None))
-    labels = [label for label, _, _ in out]
-    if len(out) < 2 or len(set(labels)) != len(labels):
-        raise GanforgeError(f"--compare needs two or more different losses (LOSS or LOSS:K), got {text!r}.")
-    return out
-
-
-def compare_toy(cfg: TrainConfig, variants: str | list[str], out: str | Path) -> dict[str, Any]:
-    """Train ``cfg`` once per variant (same data, seed and frames) into OUT/<label>/, then write
-    OUT/compare.gif, OUT/compare.png and OUT/compare_curves.png; returns each run's summary."""
-    from ..viz.toy import compare_runs
-
-    out = Path(out)
-    parsed = parse_variants(variants)
-    for label, _, _ in parsed:
-        if (out / label / "config.json").exists():
-            raise GanforgeError(f"{str(out / label)!r} already holds a run; choose another --out.")
-    runs = {}
-    for label, loss, k in parsed:
-        v = dataclasses.replace(cfg, loss=loss, d_steps=k or cfg.d_steps)
-        v.validate()
-        runs[label] = train_toy(v, out / label)
-    compare_runs([out / label for label, _, _ in parsed], [label for label, _, _ in parsed], out)
-    return runs
+    def on_end(self, run_dir: Path) -> None:
+        """divergence.png: the frames' divergence estimates over training, with their real-vs-real floors."""
+        plot_divergence(Path(run_dir) / "toy_metrics.jsonl", Path(run_dir) / "divergence.png",
+                        title=f"{self.cfg.data.name}, {self.options.loss}, k={self.options.d_steps}")

@@ -1,30 +1,41 @@
 """The training loop, shared by every model. It owns *how*: devices, precision, DDP, optimiser steps,
-EMA, logging, samples, checkpoints and resume. The task says *what* each phase computes."""
+EMA, checkpoints and resume. The task says *what* each phase computes.
+
+Its seams: the optimiser of each phase comes from :mod:`ganforge.train.optim`; everything the loop
+reports (log rows, sample pictures, checkpoints, the end) is an event of ``trainer.events``
+(:mod:`ganforge.train.events`), to which metrics.jsonl, TensorBoard and the progress bar subscribe
+like any caller's code; ``trainer.request_stop()`` and Ctrl-C / SIGTERM end a run cleanly
+(:mod:`ganforge.train.stop`); the task's own state (``Task.state_dict``) is saved in every checkpoint
+and given back on resume, and ``Task.on_end`` runs once the run is finished. Build a trainer with
+:func:`ganforge.train.run.build_run`, never by hand.
+"""
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
+import torch.distributed as torch_dist
 from torch import nn
 
+from ..checkpoint import Checkpoint, list_checkpoints, load_state_into, save_checkpoint
 from ..config import TrainConfig
 from ..data import BatchStream
 from ..errors import GanforgeError
 from ..metrics.evaluation import better
 from ..tasks import Phase, Task
-from ..viz import plot_losses, read_metrics, save_gif, to_uint8
-from .checkpoint import Checkpoint, list_checkpoints, load_state_into, save_checkpoint
+from ..viz import plot_losses, save_gif, to_uint8
 from .distributed import DistInfo, all_gather_object, sync_buffers, wrap_ddp
 from .ema import EMA
+from .events import Events
+from .logs import MetricsFile, ProgressBar, TensorBoard
+from .optim import build_optimizer, check_phase_names, needs_closure
+from .stop import StopRequest
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -52,8 +63,23 @@ def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _to_cpu(obj: Any) -> Any:
+    """``obj`` with every tensor in its dicts, lists and tuples moved to the CPU (as resume reads it back)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
 class Trainer:
-    """Runs ``task`` for ``total_steps`` steps. One step = every phase in order, each ``repeat`` times."""
+    """Runs ``task`` for ``total_steps`` steps. One step = every phase in order, each ``repeat`` times.
+
+    ``fit()`` trains to the end or to a stop request (``request_stop()``, Ctrl-C, SIGTERM; then
+    ``stopped_by`` says which); ``train_step()`` is one step alone (benchmarks); ``events`` takes
+    subscribers; ``save()`` writes a checkpoint of the current step."""
 
     def __init__(
         self,
@@ -79,9 +105,13 @@ class Trainer:
         self.batches_seen = 0
         self.evaluator = evaluator
         self.best: dict[str, Any] = {}  # {"name", "value", "step"} of the best evaluation so far
+        self.events = Events()
+        self.stopped_by: str | None = None  # why fit() ended before total_steps: request | SIGINT | SIGTERM
+        self.last_checkpoint: Path | None = resume.path if resume is not None else None  # the newest step checkpoint
 
         if cfg.precision == "fp16" and device.type != "cuda":
             raise GanforgeError("precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU.")
+        check_phase_names(self.phases, cfg)
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         for net in self.raw.values():
             net.to(device=device, memory_format=memory_format)
@@ -105,9 +135,16 @@ class Trainer:
             self.wrapped[name] = w
 
         self.optimizers = {
-            p.name: torch.optim.Adam([q for n in p.nets for q in self.raw[n].parameters()], lr=p.lr, betas=p.betas)
+            p.name: build_optimizer(p, [q for n in p.nets for q in self.raw[n].parameters()], cfg)
             for p in self.phases
         }
+        self.closure_phases = {k for k, o in self.optimizers.items() if needs_closure(o)}
+        for p in self.phases:
+            shared = set(p.nets) & set(task.shared_forward)
+            if p.name in self.closure_phases and shared:
+                raise GanforgeError(f"L-BFGS re-evaluates the loss, but phase {p.name} trains "
+                                    f"{', '.join(sorted(shared))}, whose forward the task runs once per step for "
+                                    f"every phase; choose another optimizer for phase {p.name}.")
         self.schedulers = {
             k: torch.optim.lr_scheduler.LambdaLR(
                 o, lambda s: lr_factor(s, total_steps, cfg.lr_schedule, cfg.lr_decay_start))
@@ -128,7 +165,7 @@ class Trainer:
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.fixed = {k: v.to(device) for k, v in task.fixed_inputs(cfg.n_samples, cfg.seed).items()}
-        self.writer = None
+        self.stop = StopRequest(self.dist)
 
     # ------------------------------------------------------------------ state
     def _load_state(self, state: dict[str, Any]) -> None:
@@ -144,8 +181,12 @@ class Trainer:
             set_rng_state(rngs[self.dist.rank], self.device)
         else:  # resumed on another number of processes: fresh but reproducible noise streams
             torch.manual_seed(self.cfg.seed + 7919 * self.step + self.dist.rank)
+        if "task" in state:  # one per rank; on another number of processes, rank r takes r modulo the count
+            tasks = state["task"]
+            self.task.load_state_dict(tasks[self.dist.rank % len(tasks)])
 
     def _state(self) -> dict[str, Any]:
+        """What state.pt holds; "rng" and "task" are lists with one entry per rank."""
         return {
             "step": self.step,
             "batches_seen": self.batches_seen,
@@ -154,22 +195,44 @@ class Trainer:
             "sched": {k: s.state_dict() for k, s in self.schedulers.items()},
             "scaler": {k: s.state_dict() for k, s in self.scalers.items()},
             "rng": all_gather_object(rng_state(self.device), self.dist),
+            "task": all_gather_object(_to_cpu(self.task.state_dict()), self.dist),
         }
 
     def save(self, name: str | None = None) -> Path | None:
-        """Write a checkpoint of the current step (rank 0 writes; every rank contributes its RNG).
-
-        ``name`` ("best") writes a named checkpoint outside the rotation of the step checkpoints."""
+        """Write a checkpoint of the current step (rank 0 writes; every rank contributes its RNG and task
+        state) and emit on_checkpoint. ``name`` ("best") writes a named checkpoint outside the rotation of
+        the step checkpoints."""
+        self._check_finite()
         state = self._state()
         if name is None:
             self._saved_step = self.step
         if not self.is_main:
             return None
-        return save_checkpoint(
+        path = save_checkpoint(
             self.ckpt_dir, self.step, self.raw, {n: e.module for n, e in self.ema.items()},
             meta={**self.meta, "config": self.cfg.to_dict(), **({"best": self.best} if name else {})},
             state=state, keep=None if name else self.cfg.keep_ckpts, name=name,
         )
+        if name is None:
+            self.last_checkpoint = path
+        self.events.emit("on_checkpoint", path, self.step)
+        return path
+
+    def _check_finite(self) -> None:
+        """A checkpoint is only "good" if its weights are finite: refuse to write NaN/Inf weights (every
+        rank holds the same weights under DDP, so every rank refuses alike)."""
+        groups = [("", self.raw), ("EMA ", {n: e.module for n, e in self.ema.items()})]
+        for prefix, nets in groups:
+            for net_name, net in nets.items():
+                for k, v in net.state_dict().items():
+                    if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+                        last = list_checkpoints(self.ckpt_dir)
+                        where = (f"the last good checkpoint is {last[-1]} (step {int(last[-1].name[5:])})" if last
+                                 else "no checkpoint had been written yet")
+                        raise GanforgeError(
+                            f"The weights of {prefix}{net_name} hold NaN or infinite values at step {self.step} "
+                            f"({k}); no checkpoint was written and {where}. Try a lower learning rate, fp32 "
+                            "precision or another loss.")
 
     def evaluate(self) -> None:
         """Run the evaluator on the sample network (rank 0), log it, and keep checkpoints/best."""
@@ -192,11 +255,18 @@ class Trainer:
         if improved:
             self.best = {"name": result["name"], "value": result["value"], "step": self.step}
         if self.is_main:
-            row = {"step": self.step, **{f"eval_{k}": v for k, v in result.items()
-                                         if isinstance(v, (int, float)) and k != "value"}}
-            self._log(row)
+            self.events.emit("on_log", {"step": self.step, **{f"eval_{k}": v for k, v in result.items()
+                                                             if isinstance(v, (int, float)) and k != "value"}})
         if improved:
             self.save("best")
+
+    # ------------------------------------------------------------------ stopping
+    def request_stop(self, reason: str = "request") -> None:
+        """End ``fit`` after the current step, with a checkpoint of that step and the final pictures.
+
+        Safe to call from any thread or from an event subscriber; ``reason`` (request | SIGINT | SIGTERM)
+        becomes ``stopped_by``. Under torchrun a request on any rank stops every rank at the same step."""
+        self.stop.request(reason)
 
     # ------------------------------------------------------------------ pictures
     def sample_net(self) -> nn.Module:
@@ -205,7 +275,7 @@ class Trainer:
         return self.ema[name].module if name in self.ema else self.raw[name]
 
     def write_samples(self) -> Path:
-        """The task's picture of the fixed inputs at this step -> samples/step_N.png (and TensorBoard)."""
+        """The task's picture of the fixed inputs at this step -> samples/step_N.png; emits on_sample."""
         net = self.sample_net()
         was_training = net.training
         net.eval()
@@ -214,10 +284,19 @@ class Trainer:
         with torch.no_grad():
             self.task.render_samples(net, self.fixed, path, self.step)
         net.train(was_training)
-        if self.writer is not None:
-            with Image.open(path) as im:
-                self.writer.add_image("samples", np.asarray(im.convert("RGB")), self.step, dataformats="HWC")
+        self.events.emit("on_sample", path, self.step)
         return path
+
+    def write_final_pictures(self) -> None:
+        """samples.png (the last step's grid), progress.gif (every grid so far) and losses.png."""
+        final = self.samples_dir / f"step_{self.step:08d}.png"
+        if not final.exists():
+            self.write_samples()
+        shutil.copyfile(final, self.run_dir / "samples.png")
+        frames = sorted(self.samples_dir.glob("step_*.png"))
+        if frames:
+            save_gif(frames, self.run_dir / "progress.gif", captions=[f"step {int(f.stem[5:])}" for f in frames])
+        plot_losses(self.metrics_path, self.run_dir / "losses.png", title=self.meta.get("model", ""))
 
     # ------------------------------------------------------------------ loop
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -231,28 +310,28 @@ class Trainer:
             out[k] = v
         return out
 
-    def _open_logs(self, resumed: bool) -> None:
-        if not self.is_main:
-            return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if resumed:  # drop rows written after the checkpoint we resume from
-            rows = [r for r in read_metrics(self.metrics_path) if r.get("step", 0) <= self.step]
-            tmp = self.metrics_path.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-            tmp.replace(self.metrics_path)
-        from torch.utils.tensorboard import SummaryWriter
+    def _closure_update(self, phase: Phase, opt: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
+                        view: dict[str, nn.Module]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One ``opt.step(closure)`` (L-BFGS): the closure zeroes the gradients, computes the task's loss
+        under autocast and backpropagates. Returns the last evaluation's (loss, logs). Under DDP the closure
+        returns the loss averaged over ranks, so that every rank's L-BFGS takes the same decisions."""
+        last: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None
 
-        self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step + 1 if resumed else None)
-        self._metrics_file = open(self.metrics_path, "a")
+        def closure() -> torch.Tensor:
+            nonlocal last
+            opt.zero_grad(set_to_none=True)
+            with self.autocast():
+                loss, logs = self.task.loss(phase, batch, view)
+            loss.backward()
+            last = (loss.detach(), logs)
+            value = loss.detach().float().clone()
+            if self.dist.enabled:
+                torch_dist.all_reduce(value)
+                value /= self.dist.world_size
+            return value
 
-    def _log(self, row: dict[str, float]) -> None:
-        if not self.is_main:
-            return
-        self._metrics_file.write(json.dumps(row) + "\n")
-        self._metrics_file.flush()
-        for k, v in row.items():
-            if k != "step":
-                self.writer.add_scalar(k, v, row["step"])
+        opt.step(closure)
+        return last
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """Run every phase once (each ``repeat`` times); return the step's detached logs."""
@@ -273,16 +352,20 @@ class Trainer:
                 net.requires_grad_(name in phase.nets)
             view = {n: (self.wrapped[n] if n in phase.nets else self.raw[n]) for n in self.raw}
             opt, scaler = self.optimizers[phase.name], self.scalers[phase.name]
+            closure = phase.name in self.closure_phases
             for _ in range(phase.repeat):
                 if phase.new_batch or batch is None:
                     batch = self._to_device(self.stream.batch(self.batches_seen))
                     self.batches_seen += 1
-                opt.zero_grad(set_to_none=True)
-                with self.autocast():
-                    loss, phase_logs = self.task.loss(phase, batch, view)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
+                if closure:
+                    loss, phase_logs = self._closure_update(phase, opt, batch, view)
+                else:
+                    opt.zero_grad(set_to_none=True)
+                    with self.autocast():
+                        loss, phase_logs = self.task.loss(phase, batch, view)
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
                 losses.append(loss.detach())
             for k, v in phase_logs.items():
                 logs[k] = v
@@ -296,21 +379,46 @@ class Trainer:
         if not bool(finite):
             bad = ", ".join(f"{k}={float(v):.4g}" for k, v in logs.items())
             last = list_checkpoints(self.ckpt_dir)
-            where = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint had been written yet"
+            where = (f"the last good checkpoint is {last[-1]} (step {int(last[-1].name[5:])})" if last
+                     else "no checkpoint had been written yet")
             raise GanforgeError(
                 f"The loss became NaN or infinite at step {self.step} ({bad}); training stopped and {where}. "
                 "Try a lower learning rate, fp32 precision or another loss."
             )
         return logs
 
-    def fit(self, resumed: bool = False) -> dict[str, nn.Module]:
-        """Train until ``total_steps``; returns the raw networks (and writes everything to run_dir)."""
-        cfg = self.cfg
-        self._open_logs(resumed)
-        from tqdm import tqdm
+    def _outputs(self, resumed: bool) -> Iterator[Any]:
+        """metrics.jsonl, TensorBoard and the progress bar (main process), each opened when it is yielded."""
+        if not self.is_main:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        at = self.step if resumed else None
+        yield MetricsFile(self.metrics_path, at)
+        yield TensorBoard(self.run_dir / "tb", at)
+        if self.cfg.progress:
+            yield ProgressBar(self.total_steps, self.step)
 
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not (cfg.progress and self.is_main),
-                   dynamic_ncols=True, unit="step", mininterval=1.0)
+    def fit(self, resumed: bool = False) -> dict[str, nn.Module]:
+        """Train until ``total_steps`` or a stop request; returns the raw networks (and writes everything to
+        run_dir). After a stop, ``stopped_by`` says why and the checkpoint of the step reached is written."""
+        with self.stop.signals(announce=self.is_main), ExitStack() as outputs:
+            for o in self._outputs(resumed):  # subscribed now; unsubscribed and closed however fit ends
+                outputs.callback(o.close)
+                outputs.callback(self.events.add_callback(o))
+            self._loop()
+            if self._saved_step != self.step:
+                self.save()
+            if self.is_main:
+                self.write_final_pictures()
+                self.task.on_end(self.run_dir)
+                self.events.emit("on_end", {
+                    "run_dir": self.run_dir, "step": self.step, "total_steps": self.total_steps,
+                    "stopped_by": self.stopped_by, "checkpoint": self.last_checkpoint})
+        return self.raw
+
+    def _loop(self) -> None:
+        cfg = self.cfg
+        self.stopped_by = None
         if self.is_main and self.step == 0:
             self.task.render_real(self.stream.batch(0), self.run_dir / "real_samples.png", cfg.n_samples)
             self.write_samples()
@@ -318,51 +426,32 @@ class Trainer:
         acc: dict[str, torch.Tensor] = {}
         n_acc = 0
         t0, steps0 = time.perf_counter(), self.step
-        try:
-            while self.step < self.total_steps:
-                logs = self.train_step()
-                for k, v in logs.items():
-                    acc[k] = acc[k] + v.float() if k in acc else v.float().clone()
-                n_acc += 1
-                bar.update(1)
-                if self.step % cfg.log_every == 0 or self.step == self.total_steps:
+        stop = self.stop.agreed()
+        while self.step < self.total_steps and stop is None:
+            logs = self.train_step()
+            for k, v in logs.items():
+                acc[k] = acc[k] + v.float() if k in acc else v.float().clone()
+            n_acc += 1
+            if self.events.wanted("on_step"):
+                self.events.emit("on_step", self.step)
+            stop = self.stop.agreed()
+            if self.step % cfg.log_every == 0 or self.step == self.total_steps or stop is not None:
+                if self.is_main:  # the other ranks skip the row and its device-to-host copies
                     dt = time.perf_counter() - t0
-                    row = {"step": self.step, **{k: round(float(v) / n_acc, 6) for k, v in acc.items()},
-                           "img_per_s": round(images_per_step * (self.step - steps0) / max(dt, 1e-9), 2),
-                           "lr_g_factor": round(lr_factor(self.step, self.total_steps, cfg.lr_schedule,
-                                                          cfg.lr_decay_start), 6)}
-                    self._log(row)
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k not in ("step", "lr_g_factor")},
-                                    refresh=False)
-                    acc, n_acc = {}, 0
-                    t0, steps0 = time.perf_counter(), self.step
-                if self.is_main and cfg.sample_every and self.step % cfg.sample_every == 0:
-                    self.write_samples()
-                if self.evaluator and cfg.eval_every and (self.step % cfg.eval_every == 0
-                                                          or self.step == self.total_steps):
-                    self.evaluate()
-                if cfg.ckpt_every and self.step % cfg.ckpt_every == 0 and self.step < self.total_steps:
-                    self.save()
-        finally:
-            bar.close()
-            if self.is_main:
-                self._metrics_file.close()
-        if self._saved_step != self.step:
-            self.save()
-        if self.is_main:
-            self.finish()
-        return self.raw
-
-    def finish(self) -> None:
-        """Final grid, progress GIF and loss curve."""
-        final = self.samples_dir / f"step_{self.step:08d}.png"
-        if not final.exists():
-            self.write_samples()
-        shutil.copyfile(final, self.run_dir / "samples.png")
-        frames = sorted(self.samples_dir.glob("step_*.png"))
-        if frames:
-            save_gif(frames, self.run_dir / "progress.gif", captions=[f"step {int(f.stem[5:])}" for f in frames])
-        plot_losses(self.metrics_path, self.run_dir / "losses.png", title=self.meta.get("model", ""))
-        if self.writer is not None:
-            self.writer.close()
-
+                    self.events.emit("on_log", {
+                        "step": self.step, **{k: round(float(v) / n_acc, 6) for k, v in acc.items()},
+                        "img_per_s": round(images_per_step * (self.step - steps0) / max(dt, 1e-9), 2),
+                        "lr_g_factor": round(lr_factor(self.step, self.total_steps, cfg.lr_schedule,
+                                                       cfg.lr_decay_start), 6)})
+                acc, n_acc = {}, 0
+                t0, steps0 = time.perf_counter(), self.step
+            if self.is_main and cfg.sample_every and self.step % cfg.sample_every == 0:
+                self.write_samples()
+            if self.evaluator and cfg.eval_every and (self.step % cfg.eval_every == 0
+                                                      or self.step == self.total_steps):
+                self.evaluate()
+            if cfg.ckpt_every and self.step % cfg.ckpt_every == 0 and self.step < self.total_steps:
+                self.save()
+        self.stop.finish()
+        if stop is not None and self.step < self.total_steps:
+            self.stopped_by = stop

@@ -45,6 +45,25 @@ def grid_image(images: torch.Tensor, nrow: int | None = None, min_width: int = 4
     return img
 
 
+def paired_grid(A: torch.Tensor, fake: torch.Tensor, B: torch.Tensor | None, groups: int = 1) -> tuple:
+    """uint8 images laid out as rows of (input, output[, target]) triplets, ``groups`` triplets per row.
+
+    Returns (images [N * k, C, H, W], images per row) with channels made equal (gray -> RGB)."""
+    parts = [A, fake] + ([B] if B is not None else [])
+    c = max(p.shape[1] for p in parts)
+    parts = [p.expand(-1, c, -1, -1) if p.shape[1] != c else p for p in parts]
+    k = len(parts)
+    n = A.shape[0]
+    rows = -(-n // groups)
+    out = []
+    for r in range(rows):
+        for g in range(groups):
+            i = r + g * rows
+            for p in parts:
+                out.append(p[i] if i < n else torch.full_like(p[0], 255))
+    return torch.stack(out), k * groups
+
+
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, **kwargs) -> Path:
     """Write uint8 [N, C, H, W] images as a PNG grid (to a temporary file, then renamed over ``path``)."""
     path = Path(path)

@@ -24,7 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..errors import GanforgeError
+from .errors import GanforgeError
 
 FORMAT = "ganforge-checkpoint"
 VERSION = 1
@@ -67,17 +67,25 @@ def save_checkpoint(
     tmp = ckpt_root / f".tmp-{name}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir()
     tensors: dict[str, torch.Tensor] = {}
     for prefix, group in (("", nets), ("ema.", ema)):
         for net_name, net in group.items():
             for k, v in net.state_dict().items():
                 tensors[f"{prefix}{net_name}.{k}"] = v.detach().to("cpu", copy=True).contiguous()
     meta = {"format": FORMAT, "version": VERSION, "step": step, "nets": sorted(nets), "ema": sorted(ema), **meta}
-    _write_file(tmp / "weights.safetensors", lambda p: save_file(tensors, str(p), metadata={"format": FORMAT}))
-    _write_file(tmp / "meta.json", lambda p: p.write_text(json.dumps(meta, indent=2)))
-    _write_file(tmp / "state.pt", lambda p: torch.save(state, p))
-    _fsync_dir(tmp)
+    try:
+        tmp.mkdir()
+        _write_file(tmp / "weights.safetensors", lambda p: save_file(tensors, str(p), metadata={"format": FORMAT}))
+        _write_file(tmp / "meta.json", lambda p: p.write_text(json.dumps(meta, indent=2)))
+        _write_file(tmp / "state.pt", lambda p: torch.save(state, p))
+        _fsync_dir(tmp)
+    except (OSError, RuntimeError) as e:  # disk full, quota, I/O error (torch.save raises RuntimeError for them)
+        shutil.rmtree(tmp, ignore_errors=True)
+        reason = getattr(e, "strerror", None) or str(e).splitlines()[0]
+        kept = list_checkpoints(ckpt_root)
+        before = f"the previous checkpoint {kept[-1]} is kept" if kept else "no earlier checkpoint exists"
+        raise GanforgeError(f"Writing the checkpoint of step {step} into {str(ckpt_root)!r} failed ({reason}; is "
+                            f"the disk holding it full?); its temporary files were removed and {before}.") from None
     if final.exists():  # re-saving the same step (e.g. "best"): swap, then remove the old one
         old = ckpt_root / f".old-{name}-{os.getpid()}"
         os.rename(final, old)
@@ -90,6 +98,30 @@ def save_checkpoint(
         for old_step in list_checkpoints(ckpt_root)[:-keep]:
             shutil.rmtree(old_step, ignore_errors=True)
     return final
+
+
+def remove_stale_temporaries(ckpt_root: Path) -> list[Path]:
+    """Remove the temporary folders (``.tmp-NAME-PID``, ``.old-NAME-PID``) that a killed process left in
+    ``ckpt_root``, unless their process still runs; returns what was removed."""
+    removed = []
+    if not ckpt_root.is_dir():
+        return removed
+    for p in ckpt_root.iterdir():
+        m = re.match(r"^\.(tmp|old)-.+-(\d+)$", p.name)
+        if not m or not p.is_dir():
+            continue
+        pid = int(m.group(2))
+        if pid != os.getpid():
+            try:
+                os.kill(pid, 0)
+                continue  # that process is alive (another writer): leave its folder alone
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed
 
 
 def list_checkpoints(ckpt_root: Path) -> list[Path]:

@@ -1,0 +1,504 @@
+"""Unaligned (unpaired) image data for CycleGAN: two domains A and B with no correspondence.
+
+:func:`load_unaligned` reads the two domains from
+
+* a published CycleGAN dataset by name (:data:`PUBLISHED`: horse2zebra, apple2orange, ..., downloaded as
+  ``<name>.zip`` from :data:`CYCLEGAN_URL` into ``<ganforge cache>/data/cyclegan/<name>`` when online;
+  also looked for in ``root/<name>`` and ``$GANFORGE_DATA/<name>``);
+* a folder in the reference layout: ``DIR/trainA``, ``DIR/trainB``, ``DIR/testA``, ``DIR/testB`` (any of
+  the splits train, val, test), or ``DIR/<split>/A`` and ``DIR/<split>/B``, or ``DIR/A`` and ``DIR/B``
+  serving every split;
+* two folders joined by a comma, ``A_DIR,B_DIR`` (``--data ~/horses,~/zebras``): each serves every split,
+  or its ``<split>`` subfolder when it has split subfolders (a folder whose name holds a comma has to use
+  the trainA/trainB layout);
+* an offline pair of domains (:data:`UNALIGNED_DATASETS`): ``fashion2edges`` (A = Fashion-MNIST garments
+  from the first half of the training set, B = Canny edge maps of the garments of the second half, so no
+  pair is ever seen in training; the test split keeps the pairs x, edges(x), so both directions have a
+  known answer) and ``photo2cartoon`` (A = crops of the photos bundled with scikit-image, scikit-learn and
+  matplotlib, B = a cartoon rendering, posterised colours with dark edges, of *other* crops; the test
+  split pairs each crop of the held-out photos with its rendering).
+
+Domains may differ in size; an epoch is max(|A|, |B|) items, as in the reference: item i takes
+A[i % |A|] and a B drawn at random (``serial_batches``: B[i % |B|]). Every image is resized (bicubic) to
+``load_size x load_size`` when loaded and each training item takes its own random ``crop_size`` crop
+and horizontal flip, A and B independently (:meth:`UnalignedData.items`), all drawn from the batch's
+seeded generator, so batches are reproducible and resumable mid-epoch.
+
+Channels: gray, palette, RGBA (composited on white) and 16-bit files are read as folders.read_image
+reads them; each domain is then converted to ``channels`` when given, else to the channel count most of
+its images have (1 or 3; a tie gives 3). ``direction="BtoA"`` swaps the domains.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import shutil
+import stat
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import GanforgeError
+from ..io import cache_dir, warn_skipped, write_atomic
+from ..registry import Registry
+from . import convert_images, load_dataset
+from .derived import FASHION_SIZE, PHOTO_CROPS, PHOTO_SIZE, derive, edges, fashion_images, photo_crops
+from .folders import IMAGE_EXTENSIONS, list_images, read_image, resize_square
+from .pairs import SPLITS, SizeRule, Sizes
+
+JITTER = 286 / 256  # load_size / crop_size of the reference (resize to 286, random crop 256)
+DIRECTIONS = ("AtoB", "BtoA")
+
+
+@dataclass
+class UnalignedData:
+    """Two unpaired domains in memory, stored at ``load_size``; training takes random crops of ``crop_size``.
+
+    A: uint8 [Na, Ca, S, S]; B: uint8 [Nb, Cb, S, S] (S = the load size, the same for both); names_A,
+    names_B: one file name or id per image. ``paired``: A[i] and B[i] belong together (the test split of
+    an offline source with a known answer); ``pair_labels``: int64 [Na] classes of those pairs, or None.
+    """
+
+    A: torch.Tensor
+    B: torch.Tensor
+    name: str
+    names_A: list[str]
+    names_B: list[str]
+    crop_size: int
+    flip: bool = True
+    serial_batches: bool = False
+    paired: bool = False
+    pair_labels: torch.Tensor | None = None
+    labels: None = None  # no class labels for training (what the trainer's data checks read)
+    class_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for key, x in (("A", self.A), ("B", self.B)):
+            if x.dim() != 4 or x.dtype != torch.uint8 or x.shape[-1] != x.shape[-2] or x.shape[0] == 0:
+                raise ValueError(f"UnalignedData: {key} must be a non-empty uint8 [N, C, S, S] tensor, got "
+                                 f"{x.dtype} {tuple(x.shape)}")
+        if self.A.shape[-1] != self.B.shape[-1]:
+            raise ValueError(f"UnalignedData: A {tuple(self.A.shape)} and B {tuple(self.B.shape)} differ in size")
+        if len(self.names_A) != self.A.shape[0] or len(self.names_B) != self.B.shape[0]:
+            raise ValueError("UnalignedData: one name per image is needed in each domain")
+        if self.paired and self.A.shape[0] != self.B.shape[0]:
+            raise ValueError("UnalignedData: paired domains need as many A images as B images")
+        if not 1 <= self.crop_size <= self.load_size:
+            raise ValueError(f"UnalignedData: crop_size {self.crop_size} must lie in 1..{self.load_size}")
+
+    def __len__(self) -> int:
+        """Items per epoch: max(|A|, |B|), as in the reference."""
+        return max(self.A.shape[0], self.B.shape[0])
+
+    @property
+    def image_size(self) -> int:
+        return self.crop_size
+
+    @property
+    def load_size(self) -> int:
+        return self.A.shape[-1]
+
+    @property
+    def channels(self) -> int:
+        return self.B.shape[1]
+
+    @property
+    def channels_A(self) -> int:
+        return self.A.shape[1]
+
+    @property
+    def channels_B(self) -> int:
+        return self.B.shape[1]
+
+    def items(self, indices: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """{"A": uint8 [n, Ca, crop, crop], "B": uint8 [n, Cb, crop, crop]} for the epoch items ``indices``.
+
+        Item i is A[i % |A|] and B[j], j uniform in [0, |B|) (``serial_batches``: j = i % |B|). Draws from
+        ``generator``, in this order: the n B indices (unless serial), then for A and then for B the crop
+        corners (one [n, 2] draw when S > crop) and the flips (one [n] draw when ``flip``).
+        """
+        indices = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
+        n = indices.numel()
+        a = indices % self.A.shape[0]
+        if self.serial_batches:
+            b = indices % self.B.shape[0]
+        else:
+            b = torch.randint(0, self.B.shape[0], (n,), generator=generator)
+        return {"A": self._crops(self.A, a, generator), "B": self._crops(self.B, b, generator)}
+
+    def _crops(self, images: torch.Tensor, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        s, c, n = self.load_size, self.crop_size, index.numel()
+        if s == c and not self.flip:
+            return images[index]
+        corners = torch.randint(0, s - c + 1, (n, 2), generator=generator).tolist() if s > c else [[0, 0]] * n
+        flips = (torch.rand(n, generator=generator) < 0.5).tolist() if self.flip else [False] * n
+        out = []
+        for i, (top, left), flipped in zip(index.tolist(), corners, flips, strict=True):
+            crop = images[i, :, top:top + c, left:left + c]
+            out.append(crop.flip(-1) if flipped else crop)
+        return torch.stack(out) if out else images[:0, :, :c, :c].clone()
+
+
+class Domains(NamedTuple):
+    """What a source loads: both domains at the stored size, their names, and whether A[i] pairs with B[i]."""
+
+    A: torch.Tensor
+    B: torch.Tensor
+    names_A: list[str]
+    names_B: list[str]
+    paired: bool = False
+    pair_labels: torch.Tensor | None = None
+
+
+@dataclass
+class UnalignedSource:
+    """A registered source: load(root, split, size_rule) -> Domains, stored at size_rule(own size).load."""
+
+    load: Callable[[str | None, str, SizeRule], Domains]
+    description: str = ""
+
+
+UNALIGNED_DATASETS: Registry[UnalignedSource] = Registry("unaligned dataset")
+
+
+def load_unaligned(source: str, root: str | None = None, split: str = "train", direction: str = "AtoB",
+                   load_size: int | None = None, crop_size: int | None = None, flip: bool = True,
+                   channels: int | None = None, serial_batches: bool = False) -> UnalignedData:
+    """Load two domains from a registered name, a folder or ``A_DIR,B_DIR`` (see the module docstring).
+
+    Sizes follow ``load_paired``: without ``crop_size`` the crop is ``load_size`` when given, else the
+    source's own size (the first A image's height; 32 for fashion2edges, 64 for photo2cartoon); without
+    ``load_size`` it is round(crop * 286 / 256) when ``flip`` is on or ``crop_size`` was given, else the
+    crop. ``channels`` (1 or 3) converts both domains; ``direction="BtoA"`` swaps them.
+
+    Raises:
+        GanforgeError: unknown name, split or direction; bad sizes; missing or empty folders; a
+            published dataset that is not there and cannot be downloaded.
+    """
+    if direction not in DIRECTIONS:
+        raise GanforgeError(f"Unknown direction {direction!r}; choose 'AtoB' or 'BtoA'.")
+    for label, value in (("load_size", load_size), ("crop_size", crop_size)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+            raise GanforgeError(f"{label} must be a positive whole number of pixels, not {value!r}.")
+    if channels not in (None, 1, 3):
+        raise GanforgeError(f"channels must be 1 (grayscale) or 3 (RGB), not {channels!r}.")
+    if load_size is not None and crop_size is not None and crop_size > load_size:
+        raise GanforgeError(f"crop_size {crop_size} is larger than load_size {load_size}; "
+                            f"crops are taken from images stored at load_size.")
+    if split not in SPLITS:
+        raise GanforgeError(f"Unknown split {split!r}; choose one of: {', '.join(SPLITS)}.")
+    src = _source(source, channels)
+    chosen: list[Sizes] = []
+
+    def size_rule(own_size: int) -> Sizes:
+        crop = crop_size if crop_size is not None else (load_size if load_size is not None else own_size)
+        load = load_size if load_size is not None else (round(crop * JITTER) if (flip or crop_size is not None)
+                                                         else crop)
+        chosen.append(Sizes(int(load), int(crop)))
+        return chosen[-1]
+
+    d = src.load(root, split, size_rule)
+    A, B, names_A, names_B = d.A, d.B, d.names_A, d.names_B
+    if direction == "BtoA":
+        A, B, names_A, names_B = B, A, names_B, names_A
+    crop = chosen[-1].crop if chosen else A.shape[-1]
+    return UnalignedData(A=convert_images(A, None, channels), B=convert_images(B, None, channels), name=source,
+                         names_A=names_A, names_B=names_B, crop_size=crop, flip=flip, serial_batches=serial_batches,
+                         paired=d.paired, pair_labels=d.pair_labels)
+
+
+def _source(source: str, channels: int | None) -> UnalignedSource:
+    if source in UNALIGNED_DATASETS:
+        return UNALIGNED_DATASETS.get(source)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return UnalignedSource(lambda _root, split, rule: read_unaligned_folder(path, split, rule, channels))
+    if "," in source:
+        parts = [Path(p.strip()).expanduser() for p in source.split(",")]
+        if len(parts) != 2 or not all(str(p) for p in parts):
+            raise GanforgeError(f"{source!r} is not two folders joined by one comma (A_DIR,B_DIR).")
+        for p in parts:
+            if not p.is_dir():
+                raise GanforgeError(f"The domain folder '{p}' of {source!r} does not exist or is not a folder.")
+        return UnalignedSource(lambda _root, split, rule: read_two_domains(parts[0], parts[1], split, rule, channels))
+    raise GanforgeError(
+        f"Unknown unaligned dataset {source!r}; choose one of: {', '.join(UNALIGNED_DATASETS.names())}, "
+        "or give a folder with trainA/ and trainB/ (or A/ and B/), or two folders as A_DIR,B_DIR."
+    )
+
+
+def translation_split(source: str, split: str = "test", root: str | None = None, data_direction: str = "AtoB",
+                      direction: str = "AtoB", size: int = 256, n: int | None = None,
+                      ) -> tuple[list[torch.Tensor], list[str], list[torch.Tensor] | None]:
+    """(inputs, names, targets or None) of a held-out split at ``size`` x ``size`` (no crop, no flip) for
+    translating in ``direction``: domain A's images for AtoB, B's for BtoA (after ``data_direction``
+    swapped the domains, as in training). Targets are the other domain's images when the split pairs them."""
+    if direction not in DIRECTIONS:
+        raise GanforgeError(f"Unknown direction {direction!r}; choose 'AtoB' or 'BtoA'.")
+    data = load_unaligned(source, root, split, direction=data_direction, load_size=size, crop_size=size, flip=False)
+    inputs, others, names = ((data.A, data.B, data.names_A) if direction == "AtoB" else (data.B, data.A, data.names_B))
+    k = len(inputs) if n is None else min(n, len(inputs))
+    return list(inputs[:k]), list(names[:k]), (list(others[:k]) if data.paired else None)
+
+
+# ----------------------------------------------------------------------------------------------------
+# folders
+
+
+def _split_dir(folder: Path, split: str) -> Path:
+    """``folder/<split>`` when the folder has split subfolders, else the folder itself."""
+    present = [s for s in SPLITS if (folder / s).is_dir()]
+    if not present:
+        return folder
+    if split not in present:
+        raise GanforgeError(f"'{folder}' has no {split} split; it has: {', '.join(present)}.")
+    return folder / split
+
+
+def find_unaligned_layout(folder: Path, split: str) -> tuple[Path, Path]:
+    """(dir_A, dir_B) of ``split`` in ``folder``: <split>A/<split>B, <split>/A and <split>/B, or A/ and B/."""
+    folder = Path(folder)
+    found = {}
+    for s in SPLITS:
+        if (folder / f"{s}A").is_dir() and (folder / f"{s}B").is_dir():
+            found[s] = (folder / f"{s}A", folder / f"{s}B")
+        elif (folder / s / "A").is_dir() and (folder / s / "B").is_dir():
+            found[s] = (folder / s / "A", folder / s / "B")
+    if found:
+        if split not in found:
+            raise GanforgeError(f"'{folder}' has no {split} split; it has: {', '.join(found)}.")
+        return found[split]
+    if (folder / "A").is_dir() and (folder / "B").is_dir():
+        return _split_dir(folder / "A", split), _split_dir(folder / "B", split)
+    raise GanforgeError(f"'{folder}' holds neither trainA/ and trainB/ (the CycleGAN layout) nor A/ and B/ "
+                        "folders; give two folders as A_DIR,B_DIR instead.")
+
+
+def read_domain(folder: Path, size_rule: SizeRule, channels: int | None = None,
+                ) -> tuple[torch.Tensor, list[str], Sizes]:
+    """Every image under ``folder`` (sorted) as uint8 [N, C, S, S], stretched (bicubic) to S =
+    size_rule(first image's height).load, with C = ``channels`` or the count most images have."""
+    files, _, _ = list_images(folder)
+    if not files:
+        raise GanforgeError(f"No image files found in '{folder}' (looked for {', '.join(IMAGE_EXTENSIONS)}).")
+    arrays, names, skipped = [], [], []
+    sizes = None
+    for path in files:
+        image = read_image(path)
+        if image is None:
+            skipped.append(path.relative_to(folder).as_posix())
+            continue
+        if sizes is None:
+            sizes = size_rule(image.shape[1])
+        arrays.append(resize_square(image, sizes.load, crop=False))
+        names.append(path.relative_to(folder).as_posix())
+    if not arrays:
+        raise GanforgeError(f"No readable images in '{folder}' (could not decode {len(skipped)} file(s)).")
+    warn_skipped(skipped, folder, stacklevel=3)
+    gray = sum(a.shape[0] == 1 for a in arrays)
+    c = channels or (1 if gray > len(arrays) - gray else 3)
+    out = torch.empty((len(arrays), c, sizes.load, sizes.load), dtype=torch.uint8)
+    for j, a in enumerate(arrays):
+        out[j] = convert_images(torch.from_numpy(np.array(a))[None], None, c)[0]  # a copy: PIL arrays are read-only
+    return out, names, sizes
+
+
+def read_two_domains(dir_a: Path, dir_b: Path, split: str, size_rule: SizeRule, channels: int | None = None,
+                     ) -> Domains:
+    """Domains from two folders (each its ``<split>`` subfolder when it has split subfolders); B is stored
+    at the size chosen from A's first image."""
+    A, names_A, sizes = read_domain(_split_dir(Path(dir_a), split), size_rule, channels)
+    B, names_B, _ = read_domain(_split_dir(Path(dir_b), split), lambda _own: sizes, channels)
+    return Domains(A, B, names_A, names_B)
+
+
+def read_unaligned_folder(folder: Path, split: str, size_rule: SizeRule = lambda s: Sizes(s, s),
+                          channels: int | None = None) -> Domains:
+    """Domains of ``split`` in a folder of the reference layout (see :func:`find_unaligned_layout`)."""
+    dir_a, dir_b = find_unaligned_layout(Path(folder), split)
+    A, names_A, sizes = read_domain(dir_a, size_rule, channels)
+    B, names_B, _ = read_domain(dir_b, lambda _own: sizes, channels)
+    return Domains(A, B, names_A, names_B)
+
+
+# ----------------------------------------------------------------------------------------------------
+# published CycleGAN datasets
+
+CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
+"""Where the published CycleGAN datasets live; ``$GANFORGE_CYCLEGAN_URL`` replaces it (``{name}`` is filled in;
+a URL without ``{name}`` is taken as the folder holding ``<name>.zip``)."""
+
+PUBLISHED = {
+    "horse2zebra": "ImageNet horses (A) and zebras (B)",
+    "apple2orange": "ImageNet apples (A) and oranges (B)",
+    "summer2winter_yosemite": "Flickr Yosemite in summer (A) and in winter (B)",
+    "monet2photo": "Monet paintings (A) and Flickr landscape photos (B)",
+    "cezanne2photo": "Cezanne paintings (A) and landscape photos (B)",
+    "ukiyoe2photo": "Ukiyo-e prints (A) and landscape photos (B)",
+    "vangogh2photo": "Van Gogh paintings (A) and landscape photos (B)",
+    "maps": "Google Maps aerial photos (A) and maps (B), 1,096 train, unpaired",
+    "cityscapes": "Cityscapes photos (A) and label maps (B), unpaired",
+    "facades": "CMP facade photos (A) and label maps (B), unpaired",
+    "iphone2dslr_flower": "Flower photos from iPhones (A) and DSLRs with shallow depth of field (B)",
+}
+
+
+def cyclegan_url(name: str) -> str:
+    """The archive URL of a published dataset (``$GANFORGE_CYCLEGAN_URL`` or :data:`CYCLEGAN_URL`)."""
+    template = os.environ.get("GANFORGE_CYCLEGAN_URL") or CYCLEGAN_URL
+    if "{name}" in template:
+        return template.replace("{name}", name)
+    return f"{template.rstrip('/')}/{name}.zip"
+
+
+def published_dir(name: str, root: str | None = None) -> Path:
+    """The folder holding the published dataset ``name``; downloads it when needed and allowed."""
+    cache = cache_dir("data") / "cyclegan"
+    bases = [Path(p).expanduser() for p in (root, os.environ.get("GANFORGE_DATA")) if p]
+    for base in bases:
+        if base.name == name and base.is_dir():
+            return base
+    for base in [*bases, cache]:
+        if (base / name).is_dir():
+            return base / name
+    url = cyclegan_url(name)
+    if os.environ.get("GANFORGE_OFFLINE") == "1":
+        raise GanforgeError(
+            f"The CycleGAN dataset {name!r} was not found in --data-root, $GANFORGE_DATA or {cache}, and "
+            f"GANFORGE_OFFLINE=1 forbids downloading it: fetch {url} and unzip it there (giving "
+            f"{name}/trainA/ ...), or unset GANFORGE_OFFLINE to download it."
+        )
+    return download_cyclegan(name, cache)
+
+
+def download_cyclegan(name: str, dest: Path) -> Path:
+    """Download ``<name>.zip`` from :func:`cyclegan_url` and extract it safely into ``dest/<name>``.
+
+    The archive is written to a temporary file and renamed when complete, extracted into a scratch
+    folder and renamed into place, so an interrupted download never leaves a partial dataset."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    url = cyclegan_url(name)
+    archive = dest / f"{name}.zip"
+
+    def fetch(part: Path) -> None:
+        with open(part, "wb") as f, urllib.request.urlopen(url, timeout=60) as response:
+            shutil.copyfileobj(response, f, length=1 << 20)
+
+    if not archive.is_file():
+        try:
+            write_atomic(archive, fetch, suffix=".part")
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            raise GanforgeError(f"Downloading the CycleGAN dataset {name!r} from {url} failed ({e}).") from None
+    scratch = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=dest))
+    try:
+        safe_extract_zip(archive, scratch)
+        top = scratch / name
+        if not top.is_dir():
+            if not any((scratch / f"{s}A").is_dir() for s in SPLITS):
+                raise GanforgeError(f"The archive {url} holds neither a {name}/ folder nor trainA/ ... folders.")
+            top = scratch
+        target = dest / name
+        if not target.exists():  # another process may have finished first; either copy is complete
+            os.replace(top, target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    archive.unlink(missing_ok=True)
+    return dest / name
+
+
+def safe_extract_zip(archive: Path, dest: Path) -> None:
+    """Extract the regular files and folders of a zip archive into ``dest``.
+
+    Refused (GanforgeError): absolute member paths, ``..`` parts and drive letters. Skipped: symbolic links
+    (never created, so no later member can be written through one) and macOS ``__MACOSX/`` metadata."""
+    dest = Path(dest)
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                name = info.filename.replace("\\", "/")
+                parts = PurePosixPath(name).parts
+                if name.startswith("/") or ".." in parts or (parts and ":" in parts[0]):
+                    raise GanforgeError(f"Refusing to extract {Path(archive).name}: member {info.filename!r} would "
+                                        f"be written outside the target folder.")
+                if not parts or parts[0] == "__MACOSX" or stat.S_ISLNK(info.external_attr >> 16):
+                    continue
+                target = dest.joinpath(*parts)
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out, length=1 << 20)
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise GanforgeError(f"Cannot extract {archive} ({e}); delete it to download it again.") from None
+
+
+def _published(name: str) -> UnalignedSource:
+    def load(root: str | None, split: str, size_rule: SizeRule) -> Domains:
+        return read_unaligned_folder(published_dir(name, root), split, size_rule)
+
+    return UnalignedSource(load, f"{PUBLISHED[name]}; trainA/trainB/testA/testB, downloaded when online")
+
+
+# ----------------------------------------------------------------------------------------------------
+# offline domains
+
+
+def cartoon(images: torch.Tensor, levels: int = 4, sigma: float = 1.5) -> torch.Tensor:
+    """A cartoon-like rendering of uint8 [N, 3, H, W] photos: smoothed (two 3x3 box filters), each channel
+    posterised to ``levels`` values (0 .. 255 in equal steps), and the Canny edges (``sigma``) of the
+    original drawn in black."""
+    if images.dim() != 4 or images.dtype != torch.uint8 or images.shape[1] != 3:
+        raise GanforgeError(f"cartoon() takes uint8 RGB images [N, 3, H, W], got {images.dtype} {tuple(images.shape)}.")
+    step = 255 / (levels - 1)
+    out = []
+    for chunk in images.split(1024):
+        x = chunk.float()
+        for _ in range(2):
+            x = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+        x = (x / step).round() * step
+        lines = torch.as_tensor(edges(chunk, "canny", sigma)) == 0
+        out.append(torch.where(lines, torch.zeros_like(x), x).round().clamp(0, 255).to(torch.uint8))
+    return torch.cat(out)
+
+
+def _fashion2edges(root: str | None, split: str, size_rule: SizeRule) -> Domains:
+    sizes = size_rule(FASHION_SIZE)
+    images, names = fashion_images(root, split, sizes.load, garment=round(sizes.crop * 7 / 8))
+    if split == "train":
+        half = images.shape[0] // 2
+        return Domains(images[:half], derive("edges", images[half:]), names[:half], names[half:])
+    labels = load_dataset("fashion-mnist", root, split).labels
+    return Domains(images, derive("edges", images), names, names, paired=True, pair_labels=labels)
+
+
+def _photo2cartoon(root: str | None, split: str, size_rule: SizeRule) -> Domains:
+    sizes = size_rule(PHOTO_SIZE)
+    crops, names = photo_crops(split, sizes.load, scale_to=4 * sizes.crop)
+    if split == "train":
+        first = torch.tensor([int(n.rsplit("-", 1)[1]) < PHOTO_CROPS // 2 for n in names])
+        keep_a = [n for n, f in zip(names, first.tolist(), strict=True) if f]
+        keep_b = [n for n, f in zip(names, first.tolist(), strict=True) if not f]
+        return Domains(crops[first], cartoon(crops[~first]), keep_a, keep_b)
+    return Domains(crops, cartoon(crops), names, names, paired=True)
+
+
+UNALIGNED_DATASETS.register("fashion2edges", UnalignedSource(
+    _fashion2edges, "Fashion-MNIST garments (A, first half of train) and Canny edges of other garments (B, second "
+                    "half); the test split pairs x with edges(x); 32x32, offline"))
+UNALIGNED_DATASETS.register("photo2cartoon", UnalignedSource(
+    _photo2cartoon, "crops of the bundled photos (A) and cartoon renderings of other crops (B); the test split "
+                    "pairs each held-out crop with its rendering; 64x64, offline"))
+for _name in PUBLISHED:
+    UNALIGNED_DATASETS.register(_name, _published(_name))

@@ -1,0 +1,84 @@
+"""The run's own subscribers of the training events (:mod:`ganforge.train.events`): metrics.jsonl,
+TensorBoard and the progress bar. The trainer adds them on the main process when ``fit`` starts and
+closes them when it ends, however it ends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..viz import read_metrics
+
+
+class MetricsFile:
+    """Appends every logged row to ``path`` as one JSON line, flushed at once (a killed run keeps its rows).
+
+    On resume from ``step`` the rows written after that step (by the run that was cut) are dropped first,
+    so the file holds each step once."""
+
+    def __init__(self, path: Path, resumed_at: int | None = None) -> None:
+        self.path = Path(path)
+        if resumed_at is not None:
+            rows = [r for r in read_metrics(self.path) if r.get("step", 0) <= resumed_at]
+            tmp = self.path.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+            tmp.replace(self.path)
+        self._file = open(self.path, "a")
+
+    def on_log(self, row: dict) -> None:
+        self._file.write(json.dumps(row) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class TensorBoard:
+    """Scalars of every logged row and every sample picture, in ``log_dir`` (``RUN/tb``)."""
+
+    def __init__(self, log_dir: Path, resumed_at: int | None = None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        purge = resumed_at + 1 if resumed_at is not None else None  # drop what the cut run wrote after it
+        self.writer = SummaryWriter(str(log_dir), purge_step=purge)
+
+    def on_log(self, row: dict) -> None:
+        for k, v in row.items():
+            if k != "step":
+                self.writer.add_scalar(k, v, row["step"])
+
+    def on_sample(self, path: Path, step: int) -> None:
+        with Image.open(path) as im:
+            self.writer.add_image("samples", np.asarray(im.convert("RGB")), step, dataformats="HWC")
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class ProgressBar:
+    """A tqdm bar over the steps, showing the latest value of each logged number (losses, evaluations)."""
+
+    def __init__(self, total: int, initial: int) -> None:
+        import warnings
+
+        from tqdm import TqdmWarning
+
+        with warnings.catch_warnings():  # a notebook without ipywidgets: tqdm.auto warns, then uses the text bar
+            warnings.simplefilter("ignore", TqdmWarning)
+            from tqdm.auto import tqdm  # the widget bar in Jupyter, the text bar in a terminal
+
+        self.bar = tqdm(total=total, initial=initial, dynamic_ncols=True, unit="step", mininterval=1.0)
+        self.shown: dict[str, str] = {}
+
+    def on_step(self, step: int) -> None:
+        self.bar.update(step - self.bar.n)
+
+    def on_log(self, row: dict) -> None:
+        self.shown.update({k: f"{v:.3g}" for k, v in row.items() if k not in ("step", "lr_g_factor")})
+        self.bar.set_postfix(self.shown, refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()

@@ -1,0 +1,271 @@
+"""One way to build a training run, used by ``ganforge.train``, the benchmarks and the tests.
+
+``build_run(cfg, run_dir)`` resolves the task and data options, loads the data, builds the networks,
+the model's inference object, the task and the trainer, and writes ``config.json``; ``Run.fit()``
+trains. Nothing else constructs a :class:`Trainer`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..checkpoint import Checkpoint, list_checkpoints, load_checkpoint, remove_stale_temporaries
+from ..config import TrainConfig, options_from_dict
+from ..data import BatchStream, convert_images, load_dataset
+from ..errors import GanforgeError
+from ..io import check_writable_parent, write_json
+from ..models import MODELS, model_config
+from ..pipelines import Pipeline, pipeline_for, resolve_device
+from ..tasks import TASKS, Task
+from .distributed import DistInfo, cleanup, init_distributed
+from .trainer import Trainer
+
+
+def task_options(cfg: TrainConfig, strict: bool = True):
+    """The options dataclass of ``cfg.model``'s task from ``cfg.task_options`` (types and names checked)."""
+    task_cls = TASKS.get(MODELS.get(cfg.model).task)
+    return options_from_dict(task_cls.options_cls, cfg.task_options, f"task {MODELS.get(cfg.model).task!r}",
+                             strict=strict)
+
+
+def build_task(cfg: TrainConfig, model_options: dict[str, Any] | None = None, class_names=(),
+               device: torch.device | str = "cpu") -> Task:
+    """The task of ``cfg.model`` around freshly built networks (``model_options`` complete, e.g. with the
+    image size and channels the data would give), its options and its inference object, without data or
+    a trainer: for looking at one phase's loss."""
+    spec = MODELS.get(cfg.model)
+    model_cfg = model_config(cfg.model, model_options if model_options is not None else cfg.model_options)
+    nets = spec.build(model_cfg)
+    pipeline = pipeline_for(cfg.model, model_cfg, nets, settings={
+        "class_names": list(class_names), "train_batch_size": cfg.batch_size, "seed": cfg.seed}, device=device)
+    return TASKS.get(spec.task)(nets, model_cfg, cfg, task_options(cfg), pipeline)
+
+
+def load_training_data(cfg: TrainConfig, task_cls: type[Task], split: str | None = None, augment: bool = True):
+    """The data ``cfg`` trains on: ImageData, PairedData for paired tasks (pix2pix) or UnalignedData for
+    unaligned ones (cyclegan)."""
+    d = cfg.data
+    split = split or d.split
+    if task_cls.data_kind == "unaligned":
+        from ..data.unaligned import load_unaligned
+
+        if d.derive:
+            raise GanforgeError(f"derive={d.derive} makes input/target pairs for paired models such as pix2pix; "
+                                f"{cfg.model} trains on two unpaired domains.")
+        load_size, flip = (d.load_size, d.flip) if augment else (d.image_size, False)
+        return load_unaligned(d.name, d.root, split, direction=d.direction, load_size=load_size,
+                              crop_size=d.image_size, flip=flip, channels=d.channels,
+                              serial_batches=d.serial_batches)
+    if task_cls.data_kind == "paired":
+        from ..data.paired import load_paired
+
+        # without augmentation: resized straight to image_size, no crop, no flip
+        load_size, flip = (d.load_size, d.flip) if augment else (d.image_size, False)
+        return load_paired(d.name, d.root, split, direction=d.direction, load_size=load_size,
+                           crop_size=d.image_size, flip=flip, channels_B=d.channels, derive=d.derive)
+    if d.derive:
+        raise GanforgeError(f"derive={d.derive} makes input/target pairs; it applies to paired models such as "
+                            f"pix2pix, not to {cfg.model}.")
+    return load_dataset(d.name, d.root, split, d.image_size, d.channels)
+
+
+def held_out_pairs(cfg: TrainConfig, task_cls: type[Task], n: int, train_data) -> dict[str, torch.Tensor]:
+    """The first ``n`` pairs of the held-out split (test, else val, else train) without augmentation, with
+    the training data's size and channels."""
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, image_size=train_data.image_size))
+    for split in ("test", "val", "train"):
+        try:
+            data = load_training_data(cfg, task_cls, split, augment=False)
+        except GanforgeError:
+            continue
+        return {"A": convert_images(data.A[:n].clone(), None, train_data.channels_A),
+                "B": convert_images(data.B[:n].clone(), None, train_data.channels_B)}
+    raise GanforgeError(f"No split of {cfg.data.name!r} could be read for the sample pictures.")
+
+
+def fill_model_options(cfg: TrainConfig, data) -> dict[str, Any]:
+    """``cfg.model_options`` completed from the data (image size, channels, classes) and checked against it."""
+    image_size, channels = data.image_size, data.channels
+    num_classes = len(data.class_names) if data.labels is not None else 0
+    opts = dict(cfg.model_options)
+    spec = MODELS.get(cfg.model)
+    fields = {f.name for f in dataclasses.fields(spec.config_cls)}
+    paired = (("input_nc", getattr(data, "channels_A", None)), ("output_nc", getattr(data, "channels_B", None)))
+    for key, value in paired:
+        if key in fields and value is not None:
+            if key in opts and opts[key] != value:
+                raise GanforgeError(f"Model option {key}={opts[key]} does not match the data's {value} channels.")
+            opts[key] = value
+    for key, value in (("image_size", image_size), ("channels", channels)):
+        if key in opts and opts[key] != value:
+            raise GanforgeError(
+                f"Model option {key}={opts[key]} does not match the data ({key} {value}); "
+                f"set {key}={opts[key]} (the top-level option) to convert the data instead."
+            )
+        if key in fields:
+            opts[key] = value
+    if "dim" in fields and opts.setdefault("dim", channels) != channels:  # toy points [N, dim]
+        raise GanforgeError(f"Model option dim={opts['dim']} does not match the data, which is {channels}-D; "
+                            "leave dim out to take it from the data.")
+    if "num_classes" in fields and opts.get("num_classes", 0) and opts["num_classes"] != num_classes:
+        raise GanforgeError(f"Model option num_classes={opts['num_classes']} does not match the data's "
+                            f"{num_classes} classes.")
+    if getattr(spec.config_cls, "needs_labels", False):
+        if not num_classes:
+            raise GanforgeError(f"{cfg.model} is class-conditional but the data {cfg.data.name!r} has no labels; use "
+                                "a labelled dataset (fashion-mnist, mnist) or a folder with one subfolder per class.")
+        opts["num_classes"] = num_classes
+    return opts
+
+
+def total_steps(cfg: TrainConfig, stream: BatchStream, task: Task) -> int:
+    """cfg.steps, or the steps that make cfg.epochs passes over the data (by the batches a step draws)."""
+    if cfg.steps is not None:
+        return cfg.steps
+    epochs = cfg.epochs if cfg.epochs is not None else 5.0
+    per_step = (1 if task.shared_forward else 0) + sum(p.repeat for p in task.phases() if p.new_batch)
+    return max(1, math.ceil(epochs * stream.batches_per_epoch / max(1, per_step)))
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    step: int
+    nets: dict[str, nn.Module]
+    stopped_by: str | None = None  # why it ended before its last step: request | SIGINT | SIGTERM (else None)
+    checkpoint: Path | None = None  # the newest step checkpoint this run wrote (main process)
+
+
+@dataclass
+class Run:
+    """A training run ready to go: its resolved config, data stream, task, inference object and trainer."""
+
+    cfg: TrainConfig  # resolved: task_options hold every option of the task
+    run_dir: Path
+    task: Task
+    pipeline: Pipeline
+    trainer: Trainer
+    stream: BatchStream
+    dist: DistInfo
+    resumed: bool
+
+    def fit(self) -> RunResult:
+        """Train to the end (or a stop request); returns where it stopped."""
+        self.trainer.fit(resumed=self.resumed)
+        t = self.trainer
+        return RunResult(self.run_dir, t.step, t.raw, t.stopped_by, t.last_checkpoint)
+
+    def close(self) -> None:
+        """Leave the process group (if this run joined one)."""
+        cleanup(self.dist)
+
+
+def holds_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a ganforge run (its config.json or checkpoints)."""
+    return (run_dir / "checkpoints").is_dir() or (run_dir / "config.json").is_file()
+
+
+def check_run_folder(cfg: TrainConfig, run_dir: Path) -> None:
+    """A new run is written only into a new or empty folder that can be created, never into a folder of
+    the user's own files (or the training data): one GanforgeError sentence otherwise."""
+    if holds_run(run_dir):
+        raise GanforgeError(f"{str(run_dir)!r} already holds a run; continue it with: ganforge train --resume "
+                            f"{run_dir} (or choose another --out).")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise GanforgeError(f"--out {str(run_dir)!r} is a file; give a new or empty folder for the run.")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        raise GanforgeError(f"--out {str(run_dir)!r} is a folder that already holds files of its own; a run is "
+                            "written only into a new or empty folder, so choose another --out.")
+    data = Path(cfg.data.name).expanduser()
+    if data.is_dir():
+        inside = run_dir.resolve()
+        if inside == data.resolve() or data.resolve() in inside.parents:
+            raise GanforgeError(f"--out {str(run_dir)!r} lies inside the training data folder {str(data)!r}; "
+                                "choose a run folder outside the data.")
+    check_writable_parent(run_dir, "--out")
+
+
+def build_run(cfg: TrainConfig, run_dir: str | Path, resume: bool | Checkpoint = False, write: bool = True,
+              evaluate: bool = True, restart: bool = False) -> Run:
+    """Everything a run needs, checked before anything is written; ``resume`` continues the run in
+    ``run_dir`` from its latest checkpoint (or the Checkpoint given); ``restart`` starts again from step
+    0 a run that stopped before its first checkpoint (its config.json and logs are replaced).
+    ``write=False`` writes no config.json (benchmarks). Under torchrun (WORLD_SIZE > 1) every process
+    calls this; a process restarted by torchrun (--max-restarts) resumes the run it finds by itself."""
+    cfg.validate()
+    run_dir = Path(run_dir)
+    if not resume and not restart and int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0 \
+            and list_checkpoints(run_dir / "checkpoints"):
+        resume = True  # torchrun restarted the workers after a failure: continue from the latest checkpoint
+    ckpt = None
+    if resume:
+        ckpt = resume if isinstance(resume, Checkpoint) else load_checkpoint(run_dir)
+    elif restart:
+        if list_checkpoints(run_dir / "checkpoints"):
+            raise GanforgeError(f"{str(run_dir)!r} holds checkpoints; resume it rather than restarting it.")
+    elif write:
+        check_run_folder(cfg, run_dir)
+    spec = MODELS.get(cfg.model)
+    task_cls = TASKS.get(spec.task)
+    cfg = dataclasses.replace(cfg, task_options=dataclasses.asdict(task_options(cfg)))
+    model_config(cfg.model, cfg.model_options, validate=False)  # option names and types, before the data loads
+    device_probe = resolve_device(cfg.device)
+    dist = init_distributed(device_probe.type)
+    try:
+        device = resolve_device(cfg.device, dist.local_rank)
+        torch.manual_seed(cfg.seed)
+        if task_cls.data_kind in ("paired", "unaligned") and cfg.eval_every:
+            raise GanforgeError(f"eval_every is for models that sample from noise; evaluate {cfg.model} on held-out "
+                                "pairs with ganforge translate RUN --data DATA --split test.")
+        data = load_training_data(cfg, task_cls)
+        task = build_task(cfg, fill_model_options(cfg, data), data.class_names, device)
+        model_cfg, pipeline = task.model_cfg, task.pipeline
+        if task_cls.data_kind in ("paired", "unaligned"):  # unaligned: held-out images of each domain
+            task.pairs = held_out_pairs(cfg, task_cls, cfg.n_samples, data)
+        stream = BatchStream(data, cfg.batch_size, cfg.seed, dist.rank, dist.world_size)
+        total = total_steps(cfg, stream, task)
+        if dist.rank > 0:
+            torch.manual_seed(cfg.seed + dist.rank)
+        meta = {
+            "model": cfg.model,
+            "model_options": dataclasses.asdict(model_cfg),
+            "task": spec.task,
+            "task_options": cfg.task_options,
+            "pipeline": pipeline.settings(),
+            "dataset": {"name": data.name or cfg.data.name, "image_size": data.image_size, "channels": data.channels,
+                        "class_names": data.class_names, "size": len(data),
+                        **({"channels_A": data.channels_A} if hasattr(data, "channels_A") else {})},
+            "total_steps": total,
+        }
+        evaluator = None
+        if cfg.eval_every and evaluate:
+            from ..metrics.evaluation import training_evaluator
+
+            evaluator = training_evaluator(data, cfg.eval_metric, min(cfg.eval_n, len(data)), cfg.eval_extractor,
+                                           device, seed=cfg.seed) if dist.is_main else (lambda sample: None)
+        trainer = Trainer(task, cfg, stream, run_dir, meta, total, device, dist, resume=ckpt, evaluator=evaluator)
+        pipeline.ema = {name: e.module for name, e in trainer.ema.items()}
+        if dist.is_main and write:  # only once everything is checked, so a refused run leaves no folder behind
+            if restart:  # the logs of the attempt that stopped before its first checkpoint
+                for name in ("metrics.jsonl", "samples", "tb"):
+                    target = run_dir / name
+                    shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+            remove_stale_temporaries(run_dir / "checkpoints")  # left by a process killed while it wrote one
+            try:
+                run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise GanforgeError(f"Cannot create the run folder {str(run_dir)!r} ({e.strerror}).") from None
+            write_json(run_dir / "config.json", {**meta, "config": cfg.to_dict(), "world_size": dist.world_size})
+        return Run(cfg, run_dir, task, pipeline, trainer, stream, dist, ckpt is not None)
+    except BaseException:
+        cleanup(dist)
+        raise
