@@ -34,12 +34,7 @@ The registry :data:`PAIRED_DATASETS`, :class:`PairedSource` and the size rule ar
 from __future__ import annotations
 
 import numbers
-import os
-import shutil
 import tarfile
-import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -47,9 +42,10 @@ import numpy as np
 import torch
 
 from ..errors import GanforgeError
-from ..io import cache_dir, warn_skipped, write_atomic
+from ..io import warn_skipped
 from . import convert_images
 from .derived import derived_source
+from .download import archive_url, download_dataset, published_dataset
 from .folders import IMAGE_EXTENSIONS, list_images, read_image, resize_square
 from .pairs import PAIRED_DATASETS, SPLITS, PairedSource, SizeRule, Sizes  # also importable from here
 
@@ -374,69 +370,19 @@ PUBLISHED = {
 
 def pix2pix_url(name: str) -> str:
     """The archive URL of a published dataset (``$GANFORGE_PIX2PIX_URL`` or :data:`PIX2PIX_URL`)."""
-    template = os.environ.get("GANFORGE_PIX2PIX_URL") or PIX2PIX_URL
-    if "{name}" in template:
-        return template.replace("{name}", name)
-    return f"{template.rstrip('/')}/{name}.tar.gz"
+    return archive_url("GANFORGE_PIX2PIX_URL", PIX2PIX_URL, name, ".tar.gz")
 
 
 def published_dir(name: str, root: str | None = None) -> Path:
     """The folder holding the published dataset ``name``; downloads it when needed and allowed."""
-    cache = cache_dir("data") / "pix2pix"
-    bases = [Path(p).expanduser() for p in (root, os.environ.get("GANFORGE_DATA")) if p]
-    for base in bases:
-        if base.name == name and base.is_dir():
-            return base
-    for base in [*bases, cache]:
-        if (base / name).is_dir():
-            return base / name
-    url = pix2pix_url(name)
-    if os.environ.get("GANFORGE_OFFLINE") == "1":
-        raise GanforgeError(
-            f"The pix2pix dataset {name!r} was not found in --data-root, $GANFORGE_DATA or {cache}, and "
-            f"GANFORGE_OFFLINE=1 forbids downloading it: fetch {url} and extract it there (giving "
-            f"{name}/train/...), or unset GANFORGE_OFFLINE to download it."
-        )
-    return download_pix2pix(name, cache)
+    return published_dataset(name, root, "pix2pix", pix2pix_url(name), "train/...", safe_extract,
+                             lambda top: any((top / s).is_dir() for s in SPLITS), ".tar.gz")
 
 
 def download_pix2pix(name: str, dest: Path) -> Path:
-    """Download ``<name>.tar.gz`` from :func:`pix2pix_url` and extract it safely into ``dest/<name>``.
-
-    The archive is written to a temporary file and renamed when complete (:func:`ganforge.io.write_atomic`),
-    and extracted into a temporary folder that is renamed into place, so an interrupted run never leaves a
-    partial dataset.
-    """
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    url = pix2pix_url(name)
-    archive = dest / f"{name}.tar.gz"
-
-    def fetch(part: Path) -> None:
-        with open(part, "wb") as f, urllib.request.urlopen(url, timeout=60) as response:
-            shutil.copyfileobj(response, f, length=1 << 20)
-
-    if not archive.is_file():
-        try:
-            write_atomic(archive, fetch, suffix=".part")
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            raise GanforgeError(f"Downloading the pix2pix dataset {name!r} from {url} failed ({e}).") from None
-    # A folder, not a file, so write_atomic does not apply: extract into a scratch folder, rename it into place.
-    scratch = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=dest))
-    try:
-        safe_extract(archive, scratch)
-        top = scratch / name
-        if not top.is_dir():
-            if not any((scratch / s).is_dir() for s in SPLITS):
-                raise GanforgeError(f"The archive {url} holds neither a {name}/ folder nor split folders.")
-            top = scratch
-        target = dest / name
-        if not target.exists():  # another process may have finished first; either copy is complete
-            os.replace(top, target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    archive.unlink(missing_ok=True)
-    return dest / name
+    """Download ``<name>.tar.gz`` from :func:`pix2pix_url` and extract it safely into ``dest/<name>``."""
+    return download_dataset(name, dest, "pix2pix", pix2pix_url(name), safe_extract,
+                            lambda top: any((top / s).is_dir() for s in SPLITS), ".tar.gz")
 
 
 def safe_extract(archive: Path, dest: Path) -> None:

@@ -32,12 +32,8 @@ its images have (1 or 3; a tie gives 3). ``direction="BtoA"`` swaps the domains.
 from __future__ import annotations
 
 import numbers
-import os
 import shutil
 import stat
-import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,10 +45,11 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import GanforgeError
-from ..io import cache_dir, warn_skipped, write_atomic
+from ..io import warn_skipped
 from ..registry import Registry
 from . import convert_images, load_dataset
 from .derived import FASHION_SIZE, PHOTO_CROPS, PHOTO_SIZE, derive, edges, fashion_images, photo_crops
+from .download import archive_url, download_dataset, published_dataset
 from .folders import IMAGE_EXTENSIONS, list_images, read_image, resize_square
 from .pairs import SPLITS, SizeRule, Sizes
 
@@ -355,66 +352,23 @@ PUBLISHED = {
 
 def cyclegan_url(name: str) -> str:
     """The archive URL of a published dataset (``$GANFORGE_CYCLEGAN_URL`` or :data:`CYCLEGAN_URL`)."""
-    template = os.environ.get("GANFORGE_CYCLEGAN_URL") or CYCLEGAN_URL
-    if "{name}" in template:
-        return template.replace("{name}", name)
-    return f"{template.rstrip('/')}/{name}.zip"
+    return archive_url("GANFORGE_CYCLEGAN_URL", CYCLEGAN_URL, name, ".zip")
+
+
+def _has_unaligned_layout(top: Path) -> bool:
+    return any((top / f"{s}A").is_dir() for s in SPLITS)
 
 
 def published_dir(name: str, root: str | None = None) -> Path:
     """The folder holding the published dataset ``name``; downloads it when needed and allowed."""
-    cache = cache_dir("data") / "cyclegan"
-    bases = [Path(p).expanduser() for p in (root, os.environ.get("GANFORGE_DATA")) if p]
-    for base in bases:
-        if base.name == name and base.is_dir():
-            return base
-    for base in [*bases, cache]:
-        if (base / name).is_dir():
-            return base / name
-    url = cyclegan_url(name)
-    if os.environ.get("GANFORGE_OFFLINE") == "1":
-        raise GanforgeError(
-            f"The CycleGAN dataset {name!r} was not found in --data-root, $GANFORGE_DATA or {cache}, and "
-            f"GANFORGE_OFFLINE=1 forbids downloading it: fetch {url} and unzip it there (giving "
-            f"{name}/trainA/ ...), or unset GANFORGE_OFFLINE to download it."
-        )
-    return download_cyclegan(name, cache)
+    return published_dataset(name, root, "cyclegan", cyclegan_url(name), "trainA/ ...", safe_extract_zip,
+                             _has_unaligned_layout, ".zip")
 
 
 def download_cyclegan(name: str, dest: Path) -> Path:
-    """Download ``<name>.zip`` from :func:`cyclegan_url` and extract it safely into ``dest/<name>``.
-
-    The archive is written to a temporary file and renamed when complete, extracted into a scratch
-    folder and renamed into place, so an interrupted download never leaves a partial dataset."""
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    url = cyclegan_url(name)
-    archive = dest / f"{name}.zip"
-
-    def fetch(part: Path) -> None:
-        with open(part, "wb") as f, urllib.request.urlopen(url, timeout=60) as response:
-            shutil.copyfileobj(response, f, length=1 << 20)
-
-    if not archive.is_file():
-        try:
-            write_atomic(archive, fetch, suffix=".part")
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            raise GanforgeError(f"Downloading the CycleGAN dataset {name!r} from {url} failed ({e}).") from None
-    scratch = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=dest))
-    try:
-        safe_extract_zip(archive, scratch)
-        top = scratch / name
-        if not top.is_dir():
-            if not any((scratch / f"{s}A").is_dir() for s in SPLITS):
-                raise GanforgeError(f"The archive {url} holds neither a {name}/ folder nor trainA/ ... folders.")
-            top = scratch
-        target = dest / name
-        if not target.exists():  # another process may have finished first; either copy is complete
-            os.replace(top, target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    archive.unlink(missing_ok=True)
-    return dest / name
+    """Download ``<name>.zip`` from :func:`cyclegan_url` and extract it safely into ``dest/<name>``."""
+    return download_dataset(name, dest, "cyclegan", cyclegan_url(name), safe_extract_zip, _has_unaligned_layout,
+                            ".zip")
 
 
 def safe_extract_zip(archive: Path, dest: Path) -> None:
