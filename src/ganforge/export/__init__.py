@@ -41,14 +41,10 @@ subclasses, opaque objects, legacy payloads, and sample inputs that fail ``weigh
 from __future__ import annotations
 
 import contextlib
-import io
 import json
-import logging
 import os
-import re
 import time
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -56,320 +52,33 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import GanforgeError
-from .io import write_atomic
-from .pipelines import Pipeline, load
-from .pipelines.base import TensorSpec
-from .version import __version__
+from ..errors import GanforgeError
+from ..io import write_atomic
+from ..pipelines import Pipeline, load
+from .files import (
+    META_FORMAT,
+    PT2_META_FILE,
+    SUFFIXES,
+    _onnx_modules,
+    load_onnx,
+    load_pt2,
+    read_metadata,
+)
+from .signature import (
+    _AXIS_NAMES,
+    _dynamic_shapes,
+    _Signature,
+    _spatial_axes,
+    _trace_inputs,
+    check_cases,
+    inputs_at,
+    metadata,
+    mode_note,
+)
 
 FORMATS = ("onnx", "pt2")
-SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2"}
 TOLERANCE = 1e-4  # max abs difference from PyTorch eager, for outputs in [-1, 1]
-CHECK_BATCHES = (1, 5)
-META_FORMAT = "ganforge-export"
-PT2_META_FILE = "ganforge.json"
 ONNX_LIMIT = 1536 * 1024 * 1024  # bytes of weights beyond which ONNX needs external data files
-INSTALL_HINT = "pip install 'ganforge[export]'"
-_AXIS_NAMES = {2: "height", 3: "width"}
-
-
-# ---------------------------------------------------------------------------------------------- dependencies
-
-
-def _onnx_modules():
-    """(onnxruntime, onnxscript): the optional packages ONNX export needs, or one sentence on installing them."""
-    try:
-        import onnx  # noqa: F401  (torch.onnx needs it)
-        import onnxruntime
-        import onnxscript
-    except ImportError as e:
-        raise GanforgeError(f"Exporting to ONNX needs the optional packages onnx, onnxscript and onnxruntime "
-                            f"({e.name or 'one of them'} is missing); install them with {INSTALL_HINT}.") from None
-    return onnxruntime, onnxscript
-
-
-def _onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError:
-        raise GanforgeError(f"Running ONNX files needs the optional package onnxruntime; install it with "
-                            f"{INSTALL_HINT}.") from None
-    return onnxruntime
-
-
-# ---------------------------------------------------------------------------------------------- loading files
-
-
-def load_onnx(path: str | Path, threads: int | None = None):
-    """An onnxruntime ``InferenceSession`` (CPU) for the ONNX file at ``path``; a missing, corrupt or truncated
-    file raises one GanforgeError sentence instead of onnxruntime's error."""
-    ort = _onnxruntime()
-    p = Path(path)
-    if not p.is_file():
-        raise GanforgeError(f"No ONNX file at {str(p)!r}.")
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only: a broken file is reported below, in one sentence
-    if threads:
-        options.intra_op_num_threads = threads
-    try:
-        return ort.InferenceSession(str(p), sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception as e:  # InvalidProtobuf, InvalidGraph, Fail, RuntimeException ...: all mean "not usable"
-        raise GanforgeError(f"{str(p)!r} is not a readable ONNX model; it may be corrupt or truncated "
-                            f"({_ort_reason(e)}).") from None
-
-
-def _ort_reason(e: Exception) -> str:
-    found = re.search(r"\[ONNXRuntimeError\] : \d+ : (\w+)", str(e))
-    return found.group(1) if found else type(e).__name__
-
-
-@contextlib.contextmanager
-def _quiet(logger_name: str):
-    """Silence a logger's warnings (torch.export.load logs a traceback before raising on a broken file)."""
-    logger = logging.getLogger(logger_name)
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def _pickled_parts(archive: zipfile.ZipFile) -> list[str]:
-    """Members of a .pt2 archive that ``torch.export.load`` would unpickle (code could run), as readable names."""
-    from torch.export.pt2_archive import constants as c
-
-    found = []
-    names = archive.namelist()
-    root = names[0].split("/", 1)[0] + "/" if names and "/" in names[0] else ""
-    inner = [n[len(root):] if n.startswith(root) else n for n in names]
-    if c.ARCHIVE_FORMAT_PATH not in inner:
-        return ["the whole archive (a legacy format loaded through pickle)"]
-    for full, name in zip(names, inner, strict=True):
-        base = name.rsplit("/", 1)[-1]
-        if base.startswith((c.CUSTOM_OBJ_FILENAME_PREFIX, c.OPAQUE_OBJ_FILENAME_PREFIX)):
-            found.append(name)
-        elif name.endswith(".pt") and name.startswith((c.WEIGHTS_DIR, c.CONSTANTS_DIR)):
-            found.append(name)  # legacy weights / constants: torch.load with a weights_only=False fallback
-        elif name.endswith(".json") and name.startswith((c.WEIGHTS_DIR, c.CONSTANTS_DIR)):
-            try:
-                config = json.loads(archive.read(full)).get("config", {})
-            except (ValueError, AttributeError):
-                found.append(name)
-                continue
-            if any(isinstance(v, dict) and v.get("use_pickle") for v in config.values()):
-                found.append(name)
-        elif name.startswith(c.SAMPLE_INPUTS_DIR):
-            data = archive.read(full)
-            if data:
-                try:  # torch.export.load retries failures with weights_only=False
-                    torch.load(io.BytesIO(data), weights_only=True)
-                except Exception:
-                    found.append(name)
-    return found
-
-
-def load_pt2(path: str | Path) -> tuple[torch.export.ExportedProgram, dict[str, str]]:
-    """(the ExportedProgram, its ganforge metadata) of the .pt2 file at ``path``; a missing, corrupt or
-    truncated file, or one with parts that would be unpickled, raises one GanforgeError sentence."""
-    p = Path(path)
-    if not p.is_file():
-        raise GanforgeError(f"No .pt2 file at {str(p)!r}.")
-    try:
-        with zipfile.ZipFile(p) as archive:
-            unsafe = _pickled_parts(archive)
-    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as e:
-        raise GanforgeError(f"{str(p)!r} is not a readable torch.export program (.pt2); it may be corrupt or "
-                            f"truncated ({type(e).__name__}).") from None
-    if unsafe:
-        raise GanforgeError(f"{str(p)!r} holds parts that loading would unpickle ({', '.join(unsafe[:3])}), "
-                            "which could run code; ganforge does not load it (ganforge export never writes those).")
-    extra = {PT2_META_FILE: ""}
-    try:
-        with _quiet("torch.export"):
-            program = torch.export.load(str(p), extra_files=extra)
-    except Exception as e:
-        raise GanforgeError(f"{str(p)!r} is not a readable torch.export program (.pt2); it may be corrupt or "
-                            f"truncated ({type(e).__name__}).") from None
-    try:
-        meta = json.loads(extra[PT2_META_FILE]) if extra[PT2_META_FILE] else {}
-    except ValueError:
-        meta = {}
-    return program, meta if isinstance(meta, dict) else {}
-
-
-# ---------------------------------------------------------------------------------------------- the signature
-
-
-class _Signature(nn.Module):
-    """The pipeline's network as a function of its input tensors, in ``input_specs()`` order."""
-
-    def __init__(self, pipe: Pipeline, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-        self.names = [s.name for s in pipe.input_specs()]
-        self._forward = _export_forward(pipe)
-
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self._forward(self.net, dict(zip(self.names, inputs, strict=True)))
-
-
-def _export_forward(pipe: Pipeline):
-    """What the graph computes: the pipeline's ``export_forward`` if it has one, else its ``forward``; for
-    conditional noise models, labels enter as one-hot rows ("y_soft"), because checking label values
-    (``int(y.max())``) cannot be traced."""
-    own = getattr(pipe, "export_forward", None)
-    if own is not None:
-        return own
-    if pipe.samples_from_noise and pipe.num_classes:
-        k = pipe.num_classes
-
-        def with_one_hot(net: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-            y = inputs["y"]
-            rows = (y.unsqueeze(1) == torch.arange(k, device=y.device)).to(torch.float32)
-            return pipe.forward(net, {**{n: v for n, v in inputs.items() if n != "y"}, "y_soft": rows})
-
-        return with_one_hot
-    return pipe.forward
-
-
-def _multiple(pipe: Pipeline) -> int:
-    return max(1, int(getattr(pipe, "multiple", 1) or 1))
-
-
-def _spatial_axes(spec: TensorSpec) -> list[int]:
-    return [a for a in spec.dynamic if a > 0]
-
-
-def _base_size(pipe: Pipeline) -> int | None:
-    """The side of the pipeline's example inputs along their spatial axes (None: no spatial axes)."""
-    example = pipe.example_inputs(1, 0)
-    for spec in pipe.input_specs():
-        axes = _spatial_axes(spec)
-        if axes:
-            return int(example[spec.name].shape[axes[0]])
-    return None
-
-
-def inputs_at(pipe: Pipeline, n: int, seed: int = 0, size: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
-    """``pipe.example_inputs(n, seed)``, with the spatial axes of its inputs ``size`` (height, width) when given
-    (values uniform in the input's range)."""
-    inputs = pipe.example_inputs(n, seed)
-    if size is None:
-        return inputs
-    g = torch.Generator().manual_seed(seed + 7919)
-    for spec in pipe.input_specs():
-        axes = _spatial_axes(spec)
-        if not axes:
-            continue
-        shape = list(inputs[spec.name].shape)
-        for axis, side in zip(axes, size, strict=False):
-            shape[axis] = side
-        lo, hi = spec.range or (-1.0, 1.0)
-        inputs[spec.name] = torch.rand(shape, generator=g) * (hi - lo) + lo
-    return inputs
-
-
-def _dynamic_shapes(pipe: Pipeline) -> dict[str, tuple[dict[int, Any], ...]]:
-    """torch.export's dynamic_shapes for the inputs: one batch Dim; each spatial axis a Dim times ``multiple``."""
-    from torch.export import Dim
-
-    multiple = _multiple(pipe)
-    batch = Dim("batch", min=1)
-    sides: dict[int, Any] = {}
-    shapes = []
-    for spec in pipe.input_specs():
-        axes: dict[int, Any] = {}
-        for axis in spec.dynamic:
-            if axis == 0:
-                axes[0] = batch
-            else:
-                if axis not in sides:
-                    name = _AXIS_NAMES.get(axis, f"axis{axis}")
-                    sides[axis] = Dim(f"{name}_blocks", min=1) * multiple if multiple > 1 else Dim(name, min=1)
-                axes[axis] = sides[axis]
-        shapes.append(axes)
-    return {"inputs": tuple(shapes)}
-
-
-def _trace_inputs(pipe: Pipeline) -> tuple[torch.Tensor, ...]:
-    """Example inputs for tracing: batch 2 (a batch of 1 would pin the batch axis) and spatial sides of at least
-    two multiples (so neither is 1 block)."""
-    base = _base_size(pipe)
-    size = None
-    if base is not None:
-        side = max(base, 2 * _multiple(pipe))
-        size = (side, side)
-    inputs = inputs_at(pipe, 2, 0, size)
-    return tuple(inputs[s.name] for s in pipe.input_specs())
-
-
-def check_cases(pipe: Pipeline) -> list[tuple[int, tuple[int, int] | None]]:
-    """(batch, spatial size) of the parity checks: batch 1 and 5 at the example size, and for networks with
-    spatial axes batch 2 at a second, non-square size (one multiple taller)."""
-    base = _base_size(pipe)
-    size = None if base is None else (base, base)
-    cases = [(n, size) for n in CHECK_BATCHES]
-    if base is not None:
-        cases.append((2, (base + _multiple(pipe), base)))
-    return cases
-
-
-def _spec_dict(spec: TensorSpec) -> dict[str, Any]:
-    return {"name": spec.name, "shape": list(spec.shape), "dtype": spec.dtype,
-            "range": list(spec.range) if spec.range is not None else None, "dynamic": list(spec.dynamic)}
-
-
-def metadata(pipe: Pipeline, ema: bool) -> dict[str, str]:
-    """What an exported file records about itself (string -> string; lists and mappings as JSON)."""
-    meta: dict[str, Any] = {
-        "format": META_FORMAT,
-        "ganforge_version": __version__,
-        "model": pipe.name,
-        "pipeline": pipe.kind,
-        "inputs": [_spec_dict(s) for s in pipe.input_specs()],
-        "output": _spec_dict(pipe.output_spec()),
-        "class_names": list(pipe.class_names) if pipe.num_classes else [],
-        "num_classes": pipe.num_classes,
-        "source_checkpoint": str(pipe.path) if pipe.path is not None else "",
-        "source_step": pipe.step if pipe.step is not None else "",
-        "ema": "true" if ema else "false",
-        "inference_mode": "eval",
-    }
-    if pipe.samples_from_noise:
-        meta["latent_size"] = int(getattr(pipe, "nz", 0) or 0)
-        meta["latent_distribution"] = str(getattr(pipe, "z_dist", "normal"))
-    if any(_spatial_axes(s) for s in pipe.input_specs()):
-        meta["spatial_multiple"] = _multiple(pipe)
-    if getattr(pipe, "mode", None) is not None:
-        meta["default_inference_mode"] = str(pipe.mode)
-    if getattr(pipe, "direction", None) is not None:
-        meta["direction"] = str(pipe.direction)
-    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
-
-
-def _differs_by_mode(net: nn.Module) -> bool:
-    """Whether eval mode changes what ``net`` computes: it has batch norm, or dropout with p > 0."""
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) or (isinstance(m, nn.Dropout) and m.p > 0)
-               for m in net.modules())
-
-
-def mode_note(pipe: Pipeline, net: nn.Module | None = None) -> str | None:
-    """The one line an export prints about the inference mode of a pipeline that has modes (translation
-    networks; None for the others). ``net``: the exported network (default: the pipeline's generator)."""
-    mode = getattr(pipe, "mode", None)
-    if mode is None:
-        return None
-    if not _differs_by_mode(net if net is not None else pipe.generator()):
-        return ("Exported in eval mode, which equals the reference inference mode for this network (it has no "
-                "batch norm and no dropout).")
-    reference = ("the reference inference mode (dropout on, each image normalised with its own batch statistics) "
-                 "cannot be reproduced by an eval-mode file")
-    if mode == "eval":
-        return (f"Exported in eval mode (running batch-norm statistics, no dropout), this run's default inference "
-                f"mode; {reference}.")
-    return (f"Exported in eval mode (running batch-norm statistics, no dropout), not this run's default: "
-            f"{reference}, so the file's outputs match `ganforge translate --mode eval`.")
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -601,26 +310,6 @@ def _remove_leftovers(out: Path) -> None:
     for p in out.parent.glob(f".{out.name}.{os.getpid()}.tmp*"):
         with contextlib.suppress(OSError):
             p.unlink()
-
-
-def read_metadata(path: str | Path) -> tuple[str, dict[str, str]]:
-    """(format, the ganforge metadata) of an exported file; one GanforgeError sentence for an unreadable one."""
-    p = Path(path)
-    by_suffix = {s: f for f, s in SUFFIXES.items()}.get(p.suffix.lower())
-    fmt = by_suffix or ("pt2" if _is_zip(p) else "onnx")
-    if fmt == "onnx":
-        meta = dict(load_onnx(p).get_modelmeta().custom_metadata_map)
-    else:
-        _, meta = load_pt2(p)
-    return fmt, meta
-
-
-def _is_zip(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == b"PK\x03\x04"
-    except OSError:
-        return False
 
 
 def check(path: str | Path, source: str | Path | Pipeline | None = None, ckpt: str | None = None) -> dict[str, Any]:
