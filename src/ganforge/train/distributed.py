@@ -34,8 +34,31 @@ def init_distributed(device_type: str) -> DistInfo:
     if world <= 1:
         return DistInfo()
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+        backend = "nccl" if device_type == "cuda" else "gloo"
+        store = _attempt_store(world)
+        if store is None:
+            dist.init_process_group(backend=backend)
+        else:
+            dist.init_process_group(backend=backend, store=store, rank=int(os.environ["RANK"]), world_size=world)
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _attempt_store(world: int):
+    """The store of this torchrun attempt: the launcher's store under a prefix of its own per restart.
+
+    torchrun keeps one store for all the attempts of a run (``--max-restarts``), and the process group's
+    keys of a failed attempt stay in it: a restarted rank can read a dead peer's address and fail to
+    connect (gloo's connectFullMesh, NCCL's unique id). ``TORCHELASTIC_RESTART_COUNT`` is the same on every
+    worker of an attempt, so each attempt gets a clean key space. None outside torchrun's shared store.
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" or "MASTER_ADDR" not in os.environ:
+        return None
+    from datetime import timedelta
+
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world, is_master=False,
+                          timeout=timedelta(minutes=10))
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "none")
+    return dist.PrefixStore(f"ganforge/{run_id}/attempt_{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
 
 
 def wrap_ddp(net: nn.Module, device: torch.device) -> nn.Module:
