@@ -41,7 +41,7 @@ import ganforge
 from ganforge.data.unaligned import load_unaligned
 from ganforge.metrics.evaluation import get_extractor
 from ganforge.train.run import build_run
-from ganforge.translate import load_translator, paired_scores
+from ganforge.translation import load_translator, paired_scores
 from ganforge.viz.columns import save_column_grid
 
 GAN_ALONE = ["task.lambda_A=0", "task.lambda_B=0", "task.lambda_identity=0"]

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 import ganforge
-from ganforge.translate import load_translator, paired_scores, paired_split
+from ganforge.translation import load_translator, paired_scores, paired_split
 from ganforge.viz import save_grid
 
 

@@ -16,6 +16,7 @@ def _offline_and_small(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("GANFORGE_OFFLINE", "1")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("GANFORGE_DATA", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the CLI's automatic --threads leaves a set environment alone
     torch.set_num_threads(2)
 
 

@@ -23,7 +23,7 @@ def test_defaults():
     cfg = resolve_config()
     assert cfg == TrainConfig()
     assert (cfg.model, cfg.data.name, cfg.task_options, cfg.batch_size, cfg.lr_g, cfg.beta1) == (
-        "dcgan", "fashion-mnist", {}, 64, 2e-4, 0.5)
+        "dcgan", "fashion-mnist", {}, None, 2e-4, 0.5)  # batch None: 64, or a smaller dataset's size
     assert cfg.steps is None and cfg.epochs is None
 
 

@@ -46,6 +46,7 @@ LAYERS: dict[str, tuple[int, ...]] = {
     "io": (0, 3),
     "config": (0, 4),
     "checkpoint": (0, 5),
+    "threads": (0, 6),
     "models": (1,),
     "losses": (2,),
     "data": (3,),
@@ -55,7 +56,7 @@ LAYERS: dict[str, tuple[int, ...]] = {
     "tasks": (7,),
     "train": (8,),
     "latent": (9,),  # a module or a package
-    "translate": (9,),
+    "translation": (9,),
     "export": (9,),
     "api": (10,),
     "cli": (11,),

@@ -177,6 +177,7 @@ def test_registry_holds_the_documented_losses():
         "lsgan": (lsgan_d_loss, lsgan_g_loss, False, False),
         "hinge": (hinge_d_loss, hinge_g_loss, False, False),
         "wgan-gp": (wasserstein_d_loss, wasserstein_g_loss, True, False),
+        "wgan": (wasserstein_d_loss, wasserstein_g_loss, False, False),
     }
     for name, (d, g, gp, prob) in expected.items():
         loss = LOSSES.get(name)
@@ -189,11 +190,11 @@ def test_registry_holds_the_documented_losses():
 
 def test_unknown_loss_names_the_choices():
     with pytest.raises(GanforgeError) as err:
-        LOSSES.get("wgan")
+        LOSSES.get("wgan-lp")
     msg = str(err.value)
-    assert "'wgan'" in msg
+    assert "'wgan-lp'" in msg
     assert "choose one of" in msg
-    for name in ("hinge", "lsgan", "minimax", "nonsaturating", "wgan-gp"):
+    for name in ("hinge", "lsgan", "minimax", "nonsaturating", "wgan", "wgan-gp"):
         assert name in msg.split("choose one of", 1)[1]
 
 

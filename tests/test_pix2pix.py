@@ -173,7 +173,8 @@ def test_cli_train_then_translate_the_held_out_split_and_files(idx_root, tmp_pat
     assert 0 < scores["sharpness"] < 10
     assert len(list(out.glob("*.png"))) == 13  # 12 outputs + comparison.png
     printed = capsys.readouterr().out
-    assert "Translated 12 images" in printed
+    assert record["available"] == 64  # the fixture's test split; --n 12 took the first 12
+    assert "Translated 12 of the 64 test pairs" in printed and "--n all" in printed
     # the same seed gives the same outputs, also with dropout on in the reference mode
     out2, out3 = tmp_path / "out2", tmp_path / "out3"
     assert main(["translate", str(run), "--split", "test", "--n", "12", "--out", str(out2), "--mode", "reference"]) == 0

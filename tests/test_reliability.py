@@ -209,7 +209,7 @@ def test_sample_bad_outputs_are_one_sentence_and_leave_no_temporary_file(idx_roo
 def test_fid_from_fewer_images_than_feature_dimensions_is_flagged_and_not_recorded(idx_root, tmp_path, capsys):
     ganforge.train(tiny_config(idx_root, steps=1), tmp_path / "run")
     before = (tmp_path / "run/metrics.jsonl").read_text()
-    assert main(["eval", str(tmp_path / "run"), "--n", "5", "--data-root", str(idx_root)]) == 0
+    assert main(["eval", str(tmp_path / "run"), "--n", "5", "--data-root", str(idx_root), "--json"]) == 0
     out, err = capsys.readouterr()
     result = json.loads(out)
     assert result["fid_reliable"] is False and "unreliable" in result["warning"]

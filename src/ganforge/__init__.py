@@ -1,7 +1,7 @@
 """ganforge: generative adversarial networks - faithful models, one training loop, metrics, pictures."""
 
 from . import latent
-from .api import RunResult, evaluate, info, load, resolve_device, resume, train
+from .api import RunResult, evaluate, info, load, resolve_device, resume, train, translate
 from .config import DataConfig, TrainConfig, resolve_config
 from .data import DATASETS, load_dataset
 from .errors import GanforgeError
@@ -16,5 +16,5 @@ __all__ = [
     "__version__", "build_model", "count_parameters", "CycleGANPipeline", "DataConfig", "DATASETS", "evaluate",
     "GanforgeError", "info", "latent", "load", "load_dataset", "LOSSES", "MODELS", "NoisePipeline", "Pipeline",
     "PIPELINES", "PointsPipeline", "resolve_config", "resolve_device", "resume", "RunResult", "show", "TASKS",
-    "train", "TrainConfig", "TranslationPipeline",
+    "train", "TrainConfig", "translate", "TranslationPipeline",
 ]

@@ -22,10 +22,11 @@ from .data.toy import TOY, load_toy
 from .errors import GanforgeError
 from .losses import LOSSES
 from .metrics.evaluation import evaluate as evaluate_samples
-from .models import MODELS, count_parameters, model_config
+from .models import MODELS, complete_options, count_parameters, model_config
 from .pipelines import Pipeline, load, resolve_device
 from .tasks import TASKS
 from .train.run import RunResult, build_run
+from .translation import translate
 from .viz import read_metrics
 from .viz.toy import compare_runs
 
@@ -33,7 +34,7 @@ from .viz.toy import compare_runs
 def info(model: str, options: dict[str, Any] | None = None) -> dict[str, int]:
     """Parameter count of each network of ``model`` built with ``options``, e.g. {"G": ..., "D": ...}."""
     spec = MODELS.get(model)
-    nets = spec.build(model_config(model, options))
+    nets = spec.build(model_config(model, complete_options(model, options)))
     return {name: count_parameters(net) for name, net in nets.items()}
 
 
@@ -64,8 +65,11 @@ def plan_resume(run_dir: str | Path, changes: dict[str, Any] | None = None,
     refused with one sentence, since the continuation would no longer be that run."""
     run_dir = Path(run_dir)
     restart = False
+    at = total = None  # the step the run reached, and the steps it was to train
     try:
-        values = dict(load_checkpoint(run_dir).meta.get("config") or {})
+        meta = load_checkpoint(run_dir).meta
+        values = dict(meta.get("config") or {})
+        at, total = meta.get("step"), meta.get("total_steps")
     except GanforgeError:
         saved = run_dir / "config.json"
         if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("step_*")) \
@@ -94,6 +98,13 @@ def plan_resume(run_dir: str | Path, changes: dict[str, Any] | None = None,
     if asked.get("epochs") is not None:
         values["steps"] = None
     after = config_from_dict(values)
+    if isinstance(at, int):  # --steps is the total to reach, not a number of steps to add
+        if after.steps is not None and after.steps <= at:
+            raise GanforgeError(f"{str(run_dir)!r} is already at step {at}; --steps is the total to reach, so give "
+                                f"more than {at} to train further.")
+        if after.steps is None and after.epochs is None and isinstance(total, int) and at >= total:
+            raise GanforgeError(f"{str(run_dir)!r} already reached its {total} steps; give --steps N with N above "
+                                f"{at} to train further.")
     changed = {k: (getattr(before, k), getattr(after, k)) for k in RESUME_CHANGES
                if getattr(before, k) != getattr(after, k)}
     return after, changed, restart
@@ -125,11 +136,12 @@ def resume(run_dir: str | Path, changes: dict[str, Any] | None = None,
 def evaluate(source: str | Path | Pipeline, against: str | None = None, metrics=("fid",), extractor: str | None = None,
              n: int | None = None, ckpt: str = "latest", seed: int = 0, weights: str | None = None,
              device: str = "cpu", batch_size: int = 100, ema: bool | None = None, data_root: str | None = None,
-             split: str = "train", real_vs_real: bool = True, record: bool = True) -> dict[str, Any]:
+             split: str = "train", real_vs_real: bool = True, record: bool = True,
+             progress: bool = False) -> dict[str, Any]:
     """FID / KID / IS / precision-recall / density-coverage of a run folder or checkpoint (``n`` generated
     images, default 10,000), an inference object, an .npz of samples or a folder of images, against a
     dataset, a folder or FID statistics. Returns one JSON-able dict recording the protocol; a run's
-    result is also appended to its metrics.jsonl (``record``)."""
+    result is also appended to its metrics.jsonl (``record``). ``progress``: progress bars on stderr."""
     model = source if isinstance(source, Pipeline) else None
     path = Path(model.path) if model is not None and model.path is not None else Path(str(source))
     if model is None and not (path.suffix == ".npz" and path.is_file()) and not (
@@ -137,7 +149,8 @@ def evaluate(source: str | Path | Pipeline, against: str | None = None, metrics=
         model = load(path, ckpt, device)
     return evaluate_samples(path, against=against, metrics=metrics, extractor=extractor, n=n, seed=seed,
                             weights=weights, device=device, batch_size=batch_size, ema=ema, data_root=data_root,
-                            split=split, real_vs_real=real_vs_real, record=record, model=model)
+                            split=split, real_vs_real=real_vs_real, record=record, model=model,
+                            progress=progress)
 
 
 # ----------------------------------------------------------------------------- toy GANs (ganforge toy)
@@ -148,7 +161,19 @@ TOY_DEFAULTS: dict[str, Any] = {
     "log_every": 10, "ckpt_every": 0, "n_samples": 1000, "progress": False,
 }
 TOY_STEPS = {1: 3000, 2: 5000}  # default length for 1-D and 2-D data
-TOY_FRAMES = 60  # frames per run: sample_every = steps // TOY_FRAMES unless set
+TOY_FRAMES = 60  # pictures per run, the first (step 0) and the last included, unless sample_every is set
+
+
+def frame_interval(steps: int, frames: int) -> int:
+    """The sample_every that gives ``frames`` pictures over ``steps`` steps, counting the one of step 0 and
+    the final one (written at the end when ``steps`` is not a multiple); fewer only when steps are fewer."""
+    def count(every: int) -> int:
+        return steps // every + 1 + (steps % every != 0)
+
+    every = max(1, steps // frames)
+    while count(every) > frames and every < steps:
+        every += 1
+    return every
 
 
 def toy_config(data: str, flags: dict[str, Any] | None = None, overrides: list[str] | None = None,
@@ -164,15 +189,15 @@ def toy_config(data: str, flags: dict[str, Any] | None = None, overrides: list[s
     else:
         raise GanforgeError(f"Unknown toy data {data!r}; choose one of: {', '.join(TOY.names())}, "
                             "or give a .csv, .txt or .npy file of 1-D or 2-D points.")
-    if frames < 1:
-        raise GanforgeError(f"frames must be positive, got {frames}.")
+    if frames < 2:
+        raise GanforgeError(f"--frames must be 2 or more (the first and the last picture count), got {frames}.")
     dim = load_toy(values["data"], flags.get("data_root", values.get("data_root"))).dim
     cfg = resolve_config(flags={**TOY_DEFAULTS, "steps": TOY_STEPS[dim], **values, **flags}, overrides=overrides)
     if cfg.model != "toy":
         raise GanforgeError(f"ganforge toy trains the toy model, not {cfg.model!r}.")
     keys = {parse_override(o)[0] for o in overrides or []} | set(flags)
     if "sample_every" not in keys:
-        cfg.sample_every = max(1, (cfg.steps or 1) // frames)
+        cfg.sample_every = frame_interval(cfg.steps or 1, frames)
     cfg.validate()
     return cfg
 
@@ -233,4 +258,4 @@ def compare_toy(cfg: TrainConfig, variants: str | list[str], out: str | Path) ->
 
 
 __all__ = ["RunResult", "compare_toy", "evaluate", "info", "load", "parse_variants", "plan_resume",
-           "resolve_checkpoint", "resolve_device", "resume", "toy_config", "train", "train_toy"]
+           "resolve_checkpoint", "resolve_device", "resume", "toy_config", "train", "train_toy", "translate"]

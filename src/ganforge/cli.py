@@ -37,6 +37,11 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"ganforge: error: {message.rstrip('.')} (see {self.prog} --help).\n")
 
 
+def _add_threads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", metavar="N|auto", help="CPU threads for PyTorch (default auto: the cores that "
+                        "other programs leave free; OMP_NUM_THREADS is respected)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = Parser(prog="ganforge", description="Train, sample and inspect GANs.",
@@ -54,13 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     length = t.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="generator steps to train for")
     length.add_argument("--epochs", type=float, help="passes over the data to train for")
-    t.add_argument("--batch-size", type=int)
+    t.add_argument("--batch-size", type=int,
+                   help="images per batch per process (default 64, or the dataset size when smaller)")
     t.add_argument("--precision", choices=PRECISIONS)
     t.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
     t.add_argument("--seed", type=int)
     t.add_argument("--config", help=f"preset name ({', '.join(preset_names())}) or YAML file")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR where it stopped")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_threads(t)
 
     s = sub.add_parser("sample", help="generate images from a run or checkpoint")
     s.add_argument("source", metavar="RUN_DIR|CHECKPOINT")
@@ -74,10 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--class", dest="label", metavar="NAME|INDEX",
                    help="conditional models: every image of this class (default: one row per class)")
     s.add_argument("--device", default="cpu")
+    _add_threads(s)
 
     e = sub.add_parser("eval", help="FID, KID, IS, precision/recall, density/coverage of a run or of samples",
                        formatter_class=fmt, epilog=(
-                           "Prints one JSON object (and appends it to a run's metrics.jsonl). The reference\n"
+                           "Prints a short table (--json: one JSON object; a run's result is also appended to\n"
+                           "its metrics.jsonl). The reference\n"
                            "features of a dataset are cached; the real-vs-real FID (train vs test, same N) is\n"
                            "printed beside every FID as the floor. Extractors: fmnist (offline, default for\n"
                            "small grayscale images), inception (the standard FID network; --weights or cache)."))
@@ -95,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-ema", dest="ema", action="store_false")
     e.add_argument("--device", default="cpu")
     e.add_argument("--batch-size", type=int, default=100)
+    e.add_argument("--json", action="store_true", help="print the whole result as one JSON object (no table)")
+    _add_threads(e)
 
     r = sub.add_parser("translate", help="translate images with a pix2pix or CycleGAN run, or reference generators",
                        formatter_class=fmt, epilog=(
@@ -122,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pix2pix: which half is the input (default: the run's); CycleGAN: AtoB = G_A (default), "
                         "BtoA = G_B")
     r.add_argument("--aligned", action="store_true", help="INPUT images hold A|B side by side; B is the target")
-    r.add_argument("--n", type=int, help="translate at most N pairs of a split")
+    r.add_argument("--n", metavar="N|all", help="translate the first N images or pairs (default for --split: 500; "
+                                                 "all: every pair)")
     r.add_argument("--size", type=int, help="resize inputs to SIZE x SIZE for the network (outputs resized back)")
     r.add_argument("--mode", choices=("auto", "reference", "eval"), default="auto",
                    help="auto (default): reference for batch-1 runs and --from-reference, eval otherwise")
@@ -142,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--output-nc", type=int, help="with --from-reference: channels of B (default 3; CycleGAN: read)")
     r.add_argument("--ngf", type=int, help="with --from-reference: generator width (default 64; CycleGAN: read)")
     r.add_argument("--no-dropout", action="store_true", help="with --from-reference: trained with --no_dropout")
+    _add_threads(r)
 
     from . import cli_latent
 
@@ -161,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--data", required=True, help="toy distribution name or a file of points")
     y.add_argument("--out", help="run folder to create (default runs/toy-<data>)")
     losses = y.add_mutually_exclusive_group()
-    losses.add_argument("--loss", help="minimax | nonsaturating (default) | lsgan | hinge | wgan-gp")
+    losses.add_argument("--loss", help="minimax | nonsaturating (default) | lsgan | hinge | wgan | wgan-gp")
     losses.add_argument("--compare", metavar="LOSS[:K],LOSS[:K],...",
                         help="train once per loss (optionally with K D steps), same data and seed, side by side")
     y.add_argument("--steps", type=int, help="generator steps (default 3000 for 1-D data, 5000 for 2-D)")
@@ -174,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--seed", type=int)
     y.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps (default cpu)")
     y.add_argument("--progress", action="store_true", help="show a progress bar")
+    _add_threads(y)
 
     i = sub.add_parser("info", help="print parameter counts of a model as JSON", formatter_class=fmt,
                        epilog=_registry_text())
@@ -216,6 +230,15 @@ def cmd_train(args: argparse.Namespace) -> int:
                  "epochs": args.epochs, "batch_size": args.batch_size, "precision": args.precision,
                  "device": args.device, "seed": args.seed, "progress": False if args.no_progress else None}
         cfg = resolve_config(args.config, flags, args.overrides)
+        if cfg.model == "toy" and not args.config:  # the defaults and frames of `ganforge toy`
+            from .api import toy_config
+            from .errors import GanforgeError
+
+            if not args.data:
+                raise GanforgeError("ganforge train toy needs --data: a toy distribution (ring2d, gaussian1d, ...) "
+                                    "or a .csv/.txt/.npy file of points.")
+            cfg = toy_config(args.data, {k: v for k, v in flags.items() if k not in ("model", "data")},
+                             args.overrides)
         out = args.out or f"runs/{cfg.model}-{Path(cfg.data.name).name}"
         result = train(cfg, out)
     if result.stopped_by in ("SIGINT", "SIGTERM"):
@@ -223,8 +246,18 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"ganforge: interrupted at step {result.step}; checkpoint saved in {result.checkpoint}; "
                   f"continue with: ganforge train --resume {result.run_dir}", file=sys.stderr)
         return 128 + getattr(signal, result.stopped_by)  # 130 for SIGINT, 143 for SIGTERM
-    print(f"Trained to step {result.step}; pictures and checkpoints are in {result.run_dir}/")
+    if _rank() == 0:  # under torchrun one line, not one per process
+        print(f"Trained to step {result.step}; pictures and checkpoints are in {result.run_dir}/")
     return 0
+
+
+def _rank() -> int:
+    import os
+
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -260,6 +293,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if labels is not None and label is None and args.nrow is None:  # one row per class, named
             cols = model.grid_columns(args.n)
             save_grid(grid, out, nrow=cols, row_labels=model.row_labels(labels, cols))
+        elif label is not None:  # every image of one class: the grid says which
+            save_grid(grid, out, nrow=args.nrow, title=f"class {model.class_name(label)}, step {model.step}")
         else:
             save_grid(grid, out, nrow=args.nrow)
     what = f" of class {model.class_name(label)}" if label is not None else ""
@@ -276,16 +311,59 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise GanforgeError(f"--n must be at least 2 for any metric, got {args.n}.")
     result = evaluate(args.source, against=args.against, metrics=args.metrics.split(","), extractor=args.extractor,
                       n=args.n, ckpt=args.ckpt, seed=args.seed, weights=args.weights, device=args.device,
-                      batch_size=args.batch_size, ema=args.ema, data_root=args.data_root, split=args.split)
-    print(json.dumps(result))
+                      batch_size=args.batch_size, ema=args.ema, data_root=args.data_root, split=args.split,
+                      progress=not args.json)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(eval_table(result))
     if result.get("warning"):
         print(f"ganforge: warning: {result['warning']}.", file=sys.stderr)
     return 0
 
 
+def eval_table(result: dict) -> str:
+    """``ganforge eval``'s result for people: what was measured against what, then one line a number."""
+    ref = result.get("reference") or {}
+    ref_text = {"dataset": f"{ref.get('name')} {ref.get('split')} ({ref.get('n')} images)",
+                "folder": f"the folder {ref.get('path')} ({ref.get('n')} images)",
+                "stats": f"the statistics {ref.get('path')}"}.get(ref.get("kind"), "-")
+    what = result["source"]
+    if result.get("kind") == "model":
+        what += f" at step {result.get('step')} ({'EMA' if result.get('ema') else 'raw'} weights)"
+    lines = [f"{what}: {result['n']} images against {ref_text}, extractor {result['extractor'].get('extractor')}"]
+
+    def row(name: str, value: str) -> None:
+        lines.append(f"  {name:<16}{value}")
+
+    if "fid" in result:
+        floor = result.get("fid_real_vs_real")
+        row("FID", f"{result['fid']:.3f}" + (f"   (real vs real, the floor at this N: {floor:.3f})"
+                                             if floor is not None else "")
+            + ("   UNRELIABLE at this N" if result.get("fid_reliable") is False else ""))
+    if "kid_mean" in result:
+        row("KID", f"{result['kid_mean']:.4f} +- {result['kid_std']:.4f}")
+    if "is_mean" in result:
+        row("IS", f"{result['is_mean']:.3f} +- {result['is_std']:.3f}")
+    for key in ("precision", "recall", "density", "coverage", "class_accuracy", "fid_per_class_mean"):
+        if isinstance(result.get(key), (int, float)):
+            row(key.replace("_", " "), f"{result[key]:.3f}")
+    if isinstance(result.get("class_counts"), dict):
+        counts = sorted(result["class_counts"].items(), key=lambda kv: -kv[1])
+        top = ", ".join(f"{k} {v}" for k, v in counts[:3] if v)
+        row("classes seen", f"entropy {result['class_entropy']:.2f} of {result['class_entropy_max']:.2f}"
+            + (f"; most: {top}" if top else ""))
+    row("time", f"{result.get('time_s', 0):.1f} s")
+    if result.get("kind") == "model" and result.get("fid_reliable") is not False:
+        lines.append("Every number and the protocol (--json prints them) were added to the run's metrics.jsonl.")
+    else:
+        lines.append("Every number and the protocol: --json.")
+    return "\n".join(lines)
+
+
 def cmd_translate(args: argparse.Namespace) -> int:
     from .errors import GanforgeError
-    from .translate import load_translator, paired_split, read_inputs, translate_images
+    from .translation import translate
 
     paths = list(args.paths)
     if args.from_reference or args.from_reference_B:
@@ -296,47 +374,23 @@ def cmd_translate(args: argparse.Namespace) -> int:
         source, inputs = paths[0], paths[1:]
     if len(inputs) > 1:
         raise GanforgeError(f"Give one input file or folder, got {len(inputs)}: {' '.join(inputs)}.")
-    if inputs and args.split:
-        raise GanforgeError("Give either an input file/folder or --split, not both.")
-    for flag, value in (("--n", args.n), ("--size", args.size)):
-        if value is not None and value < 1:
-            raise GanforgeError(f"{flag} must be a positive integer, got {value}.")
-    t = load_translator(source, ckpt=args.ckpt, from_reference=args.from_reference,
-                        from_reference_B=args.from_reference_B, netG=args.netG, norm=args.norm,
-                        input_nc=args.input_nc, output_nc=args.output_nc, ngf=args.ngf,
-                        dropout=0.0 if args.no_dropout else 0.5, mode=args.mode, device=args.device, seed=args.seed,
-                        direction=args.direction)
-    cyclegan = getattr(t, "name", None) == "cyclegan"  # its direction picks the generator, not a half of the data
-    if inputs:
-        images, names, targets = read_inputs(inputs[0], args.aligned,
-                                             t.direction if cyclegan else args.direction or "AtoB")
-        if args.n is not None:
-            images, names = images[:args.n], names[:args.n]
-            targets = targets[:args.n] if targets is not None else None
+    n = args.n
+    if n is not None and n != "all":
+        try:
+            n = int(n)
+        except ValueError:
+            raise GanforgeError(f"--n must be a positive integer or all, got {args.n!r}.") from None
+    record = translate(source, inputs[0] if inputs else None, args.out, split=args.split, data=args.data,
+                       derive=args.derive, direction=args.direction, aligned=args.aligned, n=n, size=args.size,
+                       mode=args.mode, seed=args.seed, fid=not args.no_fid, ckpt=args.ckpt, device=args.device,
+                       from_reference=args.from_reference, from_reference_B=args.from_reference_B, netG=args.netG,
+                       norm=args.norm, input_nc=args.input_nc, output_nc=args.output_nc, ngf=args.ngf,
+                       dropout=0.0 if args.no_dropout else 0.5, progress=True)
+    if record.get("available") is not None:
+        rest = ("; --n N or --n all for more" if record["n"] < record["available"] else "")
+        print(f"Translated {record['n']} of the {record['available']:,} {args.split} pairs into {args.out}/{rest}")
     else:
-        if not args.split:
-            raise GanforgeError("Give an input image file or folder, or --split test to translate held-out pairs.")
-        trained = t.data_config() if source is not None else None
-        data = args.data or (trained.name if trained else None)
-        if data is None:
-            raise GanforgeError("--split needs --data NAME|DIR with --from-reference.")
-        size = t.model_cfg.image_size if source is not None else None
-        own = trained is not None and not args.data  # the run's own data settings apply
-        if cyclegan:  # a split of two unaligned domains: the input domain's images (targets when paired)
-            from .data.unaligned import translation_split
-
-            images, names, targets = translation_split(
-                data, args.split, trained.root if own else None, trained.direction if own else "AtoB",
-                t.direction, args.size or size or 256, args.n)
-        else:
-            images, names, targets = paired_split(
-                data, args.split, trained.root if own else None,
-                args.direction or (trained.direction if trained else "AtoB"),
-                args.derive if args.derive is not None else (trained.derive if own else None),
-                args.size or size or 256, args.n)
-    record = translate_images(t, images, names, args.out, targets, size=args.size if inputs else None,
-                              fid=not args.no_fid)
-    print(f"Translated {record['n']} images into {args.out}/")
+        print(f"Translated {record['n']} images into {args.out}/")
     if "scores" in record:
         print(json.dumps(record["scores"]))
     if "cycle" in record:  # CycleGAN: the reconstructions against the inputs
@@ -423,7 +477,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    import warnings
+
+    import torch
+
+    threads_before = torch.get_num_threads()
+    shown = warnings.showwarning
+    warnings.showwarning = _one_line_warning
     try:
+        if _rank() > 0:  # under torchrun rank 0 says it once
+            warnings.simplefilter("ignore")
+        if hasattr(args, "threads"):
+            _set_threads(args)
         return {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info,
                 "toy": cmd_toy, "translate": cmd_translate, "latent": _cmd_latent,
                 "export": _cmd_export}[args.command](args)
@@ -433,6 +498,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ganforge: interrupted; the last complete checkpoint is kept.", file=sys.stderr)
         return 130
+    finally:
+        torch.set_num_threads(threads_before)
+        warnings.showwarning = shown
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line for people ("ganforge: warning: ..."), without the source line that Python adds."""
+    text = str(message).strip().rstrip(".")
+    print(f"ganforge: warning: {text}.", file=file or sys.stderr)
+
+
+def _set_threads(args: argparse.Namespace) -> None:
+    """--threads, or the automatic choice; training says so when other programs leave it fewer cores."""
+    from .threads import cpu_cores, set_threads
+
+    n, why = set_threads(args.threads)
+    device = getattr(args, "device", None) or "cpu"
+    if why == "auto" and n < cpu_cores() and args.command == "train" and device.startswith("cpu"):
+        print(f"ganforge: training with {n} CPU thread{'s' if n > 1 else ''}: other programs keep "
+              f"{cpu_cores() - n} of the {cpu_cores()} cores busy (--threads N to choose).", file=sys.stderr)
 
 
 if __name__ == "__main__":

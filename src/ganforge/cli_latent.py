@@ -7,6 +7,8 @@
     ganforge latent sweep RUN --dim 5 --seeds 0,1 [--range 3] [--steps 9] --out DIR
     ganforge latent sweep RUN --pca 6 --seeds 0 [--space activation|feature] --out DIR
     ganforge latent truncate RUN [--thresholds none,2,1,0.5,0.25] [--n 10] [--seed 0] --out DIR
+    ganforge latent project RUN photo.png [--steps 300] [--loss pixel+features] --out DIR   (GAN inversion)
+    ganforge latent interpolate RUN --seeds DIR/project.npz,3 --out DIR2   (a projection stands in for a seed)
     ganforge latent regenerate DIR/TOOL.json --out OTHER_DIR
 
 Common options: --ckpt latest|best|STEP, --ema / --no-ema, --device; --class NAME|INDEX for conditional
@@ -19,6 +21,7 @@ picture, into the --out folder, named after the tool that made them:
     sweep --dim             sweep_dimension.png, sweep_dimension.json
     sweep --pca             sweep_pca.png, sweep_pca.json
     truncate                truncation.png, truncation.json
+    project                 project.png, project.json, project.npz (the latent z, usable as a seed)
     regenerate TOOL.json    the files the record lists (TOOL.png, TOOL.json, TOOL.gif if it had one)
 """
 
@@ -137,6 +140,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     _class_option(t)
 
+    j = tools.add_parser("project", help="a real image's latent by optimisation (GAN inversion)",
+                         formatter_class=_FMT, epilog=(
+                             "Adam on z (G frozen) from the best of --starts seeded latents: mean squared pixel\n"
+                             "error, plus (loss pixel+features, the default for one-channel models) the distance of\n"
+                             "the Fashion-MNIST classifier's features, plus a small prior keeping z typical. Writes\n"
+                             "project.npz: give it where a seed goes (--seeds DIR/project.npz,3)."))
+    _common(j, "project.png (target | start | projection), project.json and project.npz")
+    j.add_argument("image", help="the image file to project (centre-cropped to a square, resized to the model's)")
+    j.add_argument("--steps", type=int, default=300, help="Adam steps (default 300)")
+    j.add_argument("--lr", type=float, default=0.05, help="Adam learning rate on z (default 0.05)")
+    j.add_argument("--loss", choices=("pixel", "features", "pixel+features"),
+                   help="default pixel+features for one-channel models, pixel otherwise")
+    j.add_argument("--starts", type=int, default=16, help="seeded latents tried as the start (default 16)")
+    j.add_argument("--seed", type=int, default=0, help="first seed of the starts (default 0)")
+    _class_option(j)
+
     r = tools.add_parser("regenerate", help="redraw a picture from its JSON record")
     r.add_argument("record", metavar="TOOL.json")
     r.add_argument("--source", metavar="RUN_DIR|CHECKPOINT",
@@ -147,12 +166,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _ints(text: str | None, flag: str) -> list[int]:
-    values = []
+def _ints(text: str | None, flag: str) -> list[int | str]:
+    """Comma-separated seeds; a projection file (project.npz) may stand in for a seed."""
+    values: list[int | str] = []
     for part in (text or "").split(","):
         part = part.strip()
+        if part.lower().endswith(".npz"):
+            values.append(part)
+            continue
         if not part.isdigit():
-            raise GanforgeError(f"{flag} takes comma-separated non-negative integers, got {text!r}.")
+            raise GanforgeError(f"{flag} takes comma-separated non-negative integers, got {text!r} (a projection "
+                                "file, project.npz, may stand in for one).")
         values.append(int(part))
     return values
 
@@ -210,6 +234,12 @@ def run(args: argparse.Namespace) -> int:
         else:
             fig = latent.sweep_pca(model, args.pca, seeds, args.radius, args.steps, args.shift, args.space,
                                    args.samples, args.pca_seed, args.layer, args.class_, args.ema, args.out)
+    elif tool == "project":
+        fig = latent.project(model, args.image, args.steps, args.lr, args.loss, args.starts, args.seed,
+                             args.class_, ema=args.ema, out=args.out)
+        hist = fig.record["history"]
+        print(f"Projected {fig.record['image_name']}: loss {hist[0]['loss']:.4f} -> {hist[-1]['loss']:.4f}, "
+              f"RMS pixel error {fig.record['rms_pixel_error']:.4f}; use {fig.files['npz']} as a seed")
     else:
         thresholds = [t.strip() for t in args.thresholds.split(",")]
         fig = latent.truncation(model, thresholds, args.n, args.seed, args.class_, args.ema, args.out)

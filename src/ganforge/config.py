@@ -25,6 +25,7 @@ import yaml
 from .errors import GanforgeError
 
 PRESET_DIR = Path(__file__).parent / "presets"
+DEFAULT_BATCH = 64  # the batch size when none is given (capped at the dataset's size per process)
 PRECISIONS = ("fp32", "bf16", "fp16")
 LR_SCHEDULES = ("constant", "linear")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "lbfgs")
@@ -141,7 +142,7 @@ class TrainConfig:
     # how long
     steps: int | None = None  # generator steps; one step = every phase of the task once (d_steps D updates + G)
     epochs: float | None = None  # alternatively, passes over the data (by D's real batches)
-    batch_size: int = 64  # images per batch per process
+    batch_size: int | None = None  # images per batch per process; None: DEFAULT_BATCH, or the dataset when smaller
     # optimisers: the defaults of every phase (a task may choose another optimiser for a phase)
     optimizer: str = "adam"  # adam | adamw | sgd | rmsprop | lbfgs
     phase_optimizers: dict[str, str] = field(default_factory=dict)  # per phase: optimizer.D=sgd

@@ -85,14 +85,21 @@ class GANLoss:
     g_loss: Callable[[torch.Tensor], torch.Tensor]
     gradient_penalty: bool = False  # add gp_weight * gradient_penalty to the D loss
     probabilities: bool = True  # logits are log-odds, so sigmoid(logit) is D's probability
+    weight_clipping: bool = False  # clamp D's weights to [-clip_value, clip_value] after each D update (WGAN)
+    score_name: str = "D output"  # what D's output is called in pictures: a probability, or a critic's score
 
 
 LOSSES: Registry[GANLoss] = Registry("loss")
 LOSSES.register("minimax", GANLoss("minimax", bce_d_loss, minimax_g_loss))
 LOSSES.register("nonsaturating", GANLoss("nonsaturating", bce_d_loss, nonsaturating_g_loss))
 LOSSES.register("vanilla", GANLoss("vanilla", bce_d_loss, nonsaturating_g_loss))  # pix2pix/CycleGAN's name
-LOSSES.register("lsgan", GANLoss("lsgan", lsgan_d_loss, lsgan_g_loss, probabilities=False))
-LOSSES.register("hinge", GANLoss("hinge", hinge_d_loss, hinge_g_loss, probabilities=False))
+LOSSES.register("lsgan", GANLoss("lsgan", lsgan_d_loss, lsgan_g_loss, probabilities=False, score_name="D score"))
+LOSSES.register("hinge", GANLoss("hinge", hinge_d_loss, hinge_g_loss, probabilities=False, score_name="D score"))
+LOSSES.register(  # the original WGAN (Arjovsky et al. 2017): weight clipping, RMSprop (the task's choice)
+    "wgan", GANLoss("wgan", wasserstein_d_loss, wasserstein_g_loss, probabilities=False, weight_clipping=True,
+                    score_name="critic score")
+)
 LOSSES.register(
-    "wgan-gp", GANLoss("wgan-gp", wasserstein_d_loss, wasserstein_g_loss, gradient_penalty=True, probabilities=False)
+    "wgan-gp", GANLoss("wgan-gp", wasserstein_d_loss, wasserstein_g_loss, gradient_penalty=True, probabilities=False,
+                       score_name="critic score")
 )

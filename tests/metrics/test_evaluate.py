@@ -114,12 +114,19 @@ def test_training_keeps_the_best_checkpoint(idx_root, tmp_path):
     assert state["best"]["step"] == best_step
 
 
-def test_cli_eval_prints_one_json_object(samples_npz, idx_root, capsys):
-    code = main(["eval", str(samples_npz), "--against", "fashion-mnist", "--data-root", str(idx_root),
-                 "--extractor", "test-pixels", "--metrics", "fid,kid"])
-    assert code == 0
+def test_cli_eval_prints_a_table_or_with_json_one_json_object(samples_npz, idx_root, capsys):
+    args = ["eval", str(samples_npz), "--against", "fashion-mnist", "--data-root", str(idx_root),
+            "--extractor", "test-pixels", "--metrics", "fid,kid"]
+    assert main(args + ["--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {"fid", "kid_mean", "fid_real_vs_real", "extractor", "reference"} <= set(out)
+    assert main(args) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith(f"{samples_npz}: {out['n']} images against fashion-mnist train")
+    fid_line = next(line for line in table if line.strip().startswith("FID"))
+    assert f"{out['fid']:.3f}" in fid_line and f"{out['fid_real_vs_real']:.3f}" in fid_line  # with its floor
+    assert any(line.strip().startswith("KID") and f"{out['kid_mean']:.4f}" in line for line in table)
+    assert len("\n".join(table)) < 600
 
 
 def test_bad_requests_are_one_sentence(samples_npz, idx_root, tmp_path, capsys):

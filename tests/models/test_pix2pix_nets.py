@@ -409,9 +409,9 @@ def test_pix2pix_initialisation():
 
 @pytest.mark.parametrize("options,message", [
     ({"netG": "resnet_9blocks"}, "Unknown netG 'resnet_9blocks'; choose one of: unet_32, unet_64, unet_128, unet_256."),
-    ({"image_size": 200}, "netG unet_256 needs image sizes divisible by 256, got 200; crop or resize to a multiple"),
-    ({"image_size": 96}, "divisible by 256, got 96; use netG=unet_32 or crop to a multiple of 256."),
-    ({"image_size": 384}, "use netG=unet_128 or crop"),
+    ({"image_size": 200}, "netG unet_256 needs image sizes divisible by 256, got 200; use images of a multiple of 256"),
+    ({"image_size": 96}, "divisible by 256, got 96; use model.netG=unet_32, or leave netG out to have it chosen"),
+    ({"image_size": 384}, "use model.netG=unet_128,"),
     ({"netD": "multiscale"}, "Unknown netD 'multiscale'; choose one of: basic, n_layers, pixel."),
     ({"norm": "group"}, "Unknown norm 'group'"),
     ({"dropout": 1.0}, "dropout must be in [0, 1)"),

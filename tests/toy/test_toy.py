@@ -224,13 +224,13 @@ def test_cli_single_run_writes_frames_gif_and_plots(tmp_path, capsys):
                  "--loss", "minimax", "log_every=20"]) == 0
     assert "minimax: step 200, W1" in capsys.readouterr().out
     frames = sorted(p.name for p in (out / "samples").glob("step_*.png"))
-    assert frames == [f"step_{s:08d}.png" for s in (0, 50, 100, 150, 200)]
+    assert frames == [f"step_{s:08d}.png" for s in (0, 67, 134, 200)]  # --frames 4: the first and last included
     for name in ("progress.gif", "samples.png", "real_samples.png", "losses.png", "divergence.png"):
         assert (out / name).is_file(), name
     with Image.open(out / "progress.gif") as gif:
-        assert gif.n_frames == 5
+        assert gif.n_frames == 4
     rows = [json.loads(line) for line in (out / "toy_metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [0, 50, 100, 150, 200]
+    assert [r["step"] for r in rows] == [0, 67, 134, 200]
     assert {"js", "js_floor", "w1", "w1_floor", "grad_g"} <= set(rows[0])
     assert rows[0]["js"] > rows[-1]["js"]  # it learns something even in 200 steps
     config = json.loads((out / "config.json").read_text())
@@ -248,7 +248,7 @@ def test_cli_compare_mode_writes_each_run_and_the_side_by_side(tmp_path, capsys)
         assert (out / label / "progress.gif").is_file() and (out / label / "divergence.png").is_file()
     assert json.loads((out / "nonsaturating-k2" / "config.json").read_text())["config"]["task_options"]["d_steps"] == 2
     with Image.open(out / "compare.gif") as gif, Image.open(out / "minimax" / "samples.png") as one:
-        assert gif.n_frames == 3 and gif.width == 2 * one.width
+        assert gif.n_frames == 2 and gif.width == 2 * one.width  # --frames 2: step 0 and step 40
     assert (out / "compare.png").is_file() and (out / "compare_curves.png").is_file()
     assert main(["toy", "--data", "ring2d", "--compare", "minimax,hinge", "--steps", "4", "--out", str(out)]) == 2
     assert "already holds a run" in capsys.readouterr().err

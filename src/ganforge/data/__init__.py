@@ -129,7 +129,7 @@ class BatchStream:
         if len(data) < batch_size * world_size:
             raise GanforgeError(
                 f"The batch size {batch_size} (x{world_size} processes) is larger than the dataset "
-                f"({len(data)} images); lower batch_size."
+                f"({len(data)} images); use --batch-size {max(1, len(data) // world_size)} or less."
             )
         self.data = data
         self.seed, self.rank = seed, rank

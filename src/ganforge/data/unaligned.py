@@ -235,17 +235,19 @@ def _source(source: str, channels: int | None) -> UnalignedSource:
 
 
 def translation_split(source: str, split: str = "test", root: str | None = None, data_direction: str = "AtoB",
-                      direction: str = "AtoB", size: int = 256, n: int | None = None,
-                      ) -> tuple[list[torch.Tensor], list[str], list[torch.Tensor] | None]:
+                      direction: str = "AtoB", size: int = 256, n: int | None = None, with_total: bool = False,
+                      ) -> tuple:
     """(inputs, names, targets or None) of a held-out split at ``size`` x ``size`` (no crop, no flip) for
     translating in ``direction``: domain A's images for AtoB, B's for BtoA (after ``data_direction``
-    swapped the domains, as in training). Targets are the other domain's images when the split pairs them."""
+    swapped the domains, as in training). Targets are the other domain's images when the split pairs them.
+    The first ``n`` (None: all); ``with_total`` adds the number the split holds."""
     if direction not in DIRECTIONS:
         raise GanforgeError(f"Unknown direction {direction!r}; choose 'AtoB' or 'BtoA'.")
     data = load_unaligned(source, root, split, direction=data_direction, load_size=size, crop_size=size, flip=False)
     inputs, others, names = ((data.A, data.B, data.names_A) if direction == "AtoB" else (data.B, data.A, data.names_B))
     k = len(inputs) if n is None else min(n, len(inputs))
-    return list(inputs[:k]), list(names[:k]), (list(others[:k]) if data.paired else None)
+    out = list(inputs[:k]), list(names[:k]), (list(others[:k]) if data.paired else None)
+    return (*out, len(inputs)) if with_total else out
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -36,6 +36,8 @@ Tools:
   along GANSpace directions (:func:`pca_directions`).
 - :func:`truncation`: the BigGAN truncation trick at several thresholds with a diversity number (and,
   for one-channel images, the Fashion-MNIST classifier's confidence) per row.
+- :func:`project`: a real image's latent by optimisation (GAN inversion), saved as ``project.npz``;
+  every tool takes such a file where it takes a seed, so a photo is interpolated and edited like a sample.
 
 The package: ``vectors`` (latents from seeds, slerp / lerp paths, sweeps, expressions), ``groups``
 (arithmetic operand groups), ``pca`` (GANSpace directions), ``render`` (classes and images of latents
@@ -48,13 +50,15 @@ from ..data import resolve_class
 from .figure import LatentFigure
 from .groups import GroupLatents, GroupSpec, group_latents, parse_group, select_by_class
 from .pca import PCADirections, default_layer, pca_directions
+from .project import load_projection, project
 from .records import TOOLS, read_record, regenerate
 from .render import fmnist_extractor, model_class_names, num_classes, render
 from .tools import arithmetic, diversity, interpolate, interpolate_classes, sweep_dimension, sweep_pca, truncation
 from .vectors import Z_RULE, combine, interpolation_path, lerp, parse_expression, slerp, sweep_latents, z_from_seeds
 
 __all__ = [
-    "TOOLS", "Z_RULE", "GroupLatents", "GroupSpec", "LatentFigure", "PCADirections", "arithmetic", "combine",
+    "TOOLS", "Z_RULE", "GroupLatents", "load_projection", "project",
+    "GroupSpec", "LatentFigure", "PCADirections", "arithmetic", "combine",
     "default_layer", "diversity", "fmnist_extractor", "group_latents", "interpolate", "interpolate_classes",
     "interpolation_path", "lerp", "model_class_names", "num_classes", "parse_expression", "parse_group",
     "pca_directions", "read_record", "regenerate", "render", "resolve_class", "select_by_class", "slerp",

@@ -10,6 +10,7 @@ from typing import Any
 from ..errors import GanforgeError
 from ..pipelines import load
 from .figure import LatentFigure
+from .project import project
 from .tools import arithmetic, interpolate, interpolate_classes, sweep_dimension, sweep_pca, truncation
 
 TOOLS: dict[str, Callable[..., LatentFigure]] = {
@@ -19,6 +20,7 @@ TOOLS: dict[str, Callable[..., LatentFigure]] = {
     "sweep_dimension": sweep_dimension,
     "sweep_pca": sweep_pca,
     "truncation": truncation,
+    "project": project,
 }
 
 

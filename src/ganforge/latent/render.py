@@ -48,7 +48,17 @@ def seed_classes(model, seeds: Sequence[int], cls: int | None) -> torch.Tensor |
         return None
     if cls is not None:
         return torch.full((len(seeds),), cls, dtype=torch.int64)
-    return torch.tensor([int(s) % n for s in seeds], dtype=torch.int64)
+    return torch.tensor([_seed_class(s, n, model.nz) for s in seeds], dtype=torch.int64)
+
+
+def _seed_class(seed, n: int, nz: int) -> int:
+    """seed % n, or the class a projection file was found with."""
+    from .vectors import is_projection, load_projection
+
+    if is_projection(seed):
+        label = load_projection(seed, nz)[1]
+        return 0 if label is None else int(label) % n
+    return int(seed) % n
 
 
 def check_images(model) -> None:

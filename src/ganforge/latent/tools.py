@@ -398,11 +398,16 @@ def truncation(model, thresholds: Sequence[float | str | None] = (None, 2.0, 1.0
                      "confidence": None if d["confidence"] is None else round(d["confidence"], 6)})
     right = [f"div {r['diversity_features']:.2f} feat, {r['diversity_pixels']:.3f} px"
              + ("" if r["confidence"] is None else f", conf {r['confidence']:.2f}") for r in rows]
-    picture = grid_picture(images, ["none" if t is None else f"t = {t:g}" for t in ts], [f"seed {s}" for s in seeds],
-                           right, title="truncation trick: |z_i| > t redrawn" + _class_note(model, cls))
+    names = model_class_names(model) if rc is not None else None
+    columns = [f"seed {s}" if names is None else f"{s}: {names[int(c)][:10]}" for s, c in
+               zip(seeds, rc.tolist() if rc is not None else seeds, strict=True)]
+    picture = grid_picture(images, ["none" if t is None else f"t = {t:g}" for t in ts], columns, right,
+                           title="truncation trick: row t redraws every |z_i| > t (none: plain z), columns = seeds"
+                                 + (f"; class {names[cls]}" if cls is not None and names else
+                                    "; seed: class" if names else "") + "; right: diversity, confidence")
     params = {"thresholds": ts, "n": n, "seed": seed, "class_": cls}
     record = make_record(model, "truncation", ema, params, seeds=seeds, classes=None if rc is None else rc.tolist(),
-                         rows=rows, layout="rows = thresholds, columns = seeds",
+                         columns=columns, rows=rows, layout="rows = thresholds, columns = seeds",
                          diversity="diversity_features: mean pairwise L2 distance of fmnist classifier features; "
                                    "diversity_pixels: mean pairwise RMS pixel difference (pixels in [0, 1]); "
                                    "confidence: mean top-class probability of the fmnist classifier (1-channel only)")

@@ -9,7 +9,9 @@ import math
 import numbers
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import GanforgeError
@@ -22,14 +24,39 @@ MODES = ("slerp", "linear")
 # Seeds
 
 
-def seed_list(seeds: Sequence[int] | int, what: str = "seeds") -> list[int]:
-    """``seeds`` (one or several) as a list of non-negative ints; anything else is a one-sentence error."""
-    if isinstance(seeds, int):
+def is_projection(item) -> bool:
+    """Whether a seed-list item names a projected latent (a ``project.npz`` of ``ganforge latent project``)."""
+    return isinstance(item, (str, Path)) and str(item).lower().endswith(".npz")
+
+
+def load_projection(path: str | Path, nz: int) -> tuple[torch.Tensor, int | None]:
+    """(z float32 [nz], its class or None) from a ``project.npz`` written by :func:`project`."""
+    path = Path(path).expanduser()
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            z = torch.from_numpy(np.asarray(f["z"], dtype=np.float32))
+            label = int(f["label"]) if "label" in f.files else None
+    except (OSError, ValueError, KeyError) as e:
+        raise GanforgeError(f"{str(path)!r} is not a projection file written by ganforge latent project "
+                            f"({type(e).__name__}).") from None
+    if z.shape != (nz,):
+        raise GanforgeError(f"{str(path)!r} holds a latent of shape {tuple(z.shape)}; this model's is [{nz}].")
+    return z, label
+
+
+def seed_list(seeds: Sequence[int | str] | int | str, what: str = "seeds") -> list[int | str]:
+    """``seeds`` (one or several) as a list of non-negative ints, or paths of projection files (.npz) that
+    stand for the latent they hold; anything else is a one-sentence error."""
+    if isinstance(seeds, (int, str, Path)):
         seeds = [seeds]
     out = []
     for s in seeds:
+        if is_projection(s):
+            out.append(str(s))
+            continue
         if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0:
-            raise GanforgeError(f"Each of the {what} must be a non-negative integer, got {s!r}.")
+            raise GanforgeError(f"Each of the {what} must be a non-negative integer, got {s!r} (or a projection "
+                                "file, project.npz).")
         out.append(int(s))
     if not out:
         raise GanforgeError(f"Give at least one of the {what}.")
@@ -47,6 +74,9 @@ def z_from_seeds(seeds: Sequence[int], nz: int, truncation: float | None = None)
         raise GanforgeError(f"A truncation threshold must be a positive number, got {truncation}.")
     rows = []
     for seed in seeds:
+        if is_projection(seed):  # a projected real image's latent, as it was found (not truncated)
+            rows.append(load_projection(seed, nz)[0])
+            continue
         g = torch.Generator().manual_seed(int(seed))
         z = torch.randn(nz, generator=g)
         if truncation is not None and math.isfinite(truncation):

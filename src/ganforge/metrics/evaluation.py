@@ -23,7 +23,7 @@ from ..data.folders import list_images, read_image
 from ..errors import GanforgeError
 from ..io import cache_dir, warn_skipped, write_atomic
 from .features import EXTRACTORS, FeatureExtractor
-from .fid import fid_from_features, frechet_distance, gaussian_stats, load_stats
+from .fid import fid_from_features, frechet_distance, gaussian_stats, load_stats, warn_small_n
 from .isc import inception_score
 from .kid import kernel_inception_distance
 from .prdc import density_coverage, precision_recall
@@ -53,10 +53,30 @@ def get_extractor(name: str, weights: str | None = None, device: str | torch.dev
 
 
 @torch.no_grad()
-def extract(batches: Batches, extractor: FeatureExtractor, limit: int | None = None) -> Features:
-    """Features of every image in ``batches`` (uint8 [B, C, H, W] each), up to ``limit`` images."""
+def extract(batches: Batches, extractor: FeatureExtractor, limit: int | None = None,
+            progress: str | None = None, total: int | None = None) -> Features:
+    """Features of every image in ``batches`` (uint8 [B, C, H, W] each), up to ``limit`` images;
+    ``progress``: a progress bar (on stderr) with this description, over ``total`` (or ``limit``) images."""
     device = next(extractor.parameters()).device
-    feats, logits, n = [], [], 0
+    feats, logits = [], []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total or limit, desc=progress, unit="img", leave=False, mininterval=1.0)
+    try:
+        _extract_into(batches, extractor, limit, device, feats, logits, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not feats:
+        raise GanforgeError("No images to evaluate.")
+    return Features(np.concatenate(feats), np.concatenate(logits) if logits else None)
+
+
+def _extract_into(batches: Batches, extractor: FeatureExtractor, limit: int | None, device, feats: list,
+                  logits: list, bar) -> int:
+    n = 0
     for batch in batches:
         if limit is not None and n >= limit:
             break
@@ -69,9 +89,9 @@ def extract(batches: Batches, extractor: FeatureExtractor, limit: int | None = N
         if "logits" in out:
             logits.append(out["logits"].double().cpu().numpy())
         n += batch.shape[0]
-    if not feats:
-        raise GanforgeError("No images to evaluate.")
-    return Features(np.concatenate(feats), np.concatenate(logits) if logits else None)
+        if bar is not None:
+            bar.update(batch.shape[0])
+    return n
 
 
 # --------------------------------------------------------------------------- image sources
@@ -146,9 +166,10 @@ def _cache_key(**parts: Any) -> str:
 
 
 def dataset_features(name: str, split: str, n: int, extractor: FeatureExtractor, root: str | None = None,
-                     seed: int = 0, batch_size: int = 200, cache: bool = True) -> tuple[Features, dict]:
+                     seed: int = 0, batch_size: int = 200, cache: bool = True,
+                     progress: bool = False) -> tuple[Features, dict]:
     """Features of ``n`` images of a dataset split (a seeded random subset), cached on disk by
-    (dataset, split, n, seed, extractor protocol)."""
+    (dataset, split, n, seed, extractor protocol); ``progress``: a progress bar while they are computed."""
     protocol = extractor.protocol()
     info = {"kind": "dataset", "name": name, "split": split, "n": n, "subset_seed": seed}
     key = _cache_key(**info, protocol=protocol, labels=True)
@@ -164,7 +185,8 @@ def dataset_features(name: str, split: str, n: int, extractor: FeatureExtractor,
     data = load_dataset(name, root, split)
     n_take = min(n, len(data))
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n_take]
-    feats = extract(batches_from_array(data.images[order], batch_size), extractor)
+    feats = extract(batches_from_array(data.images[order], batch_size), extractor,
+                    progress=f"{name} {split} features" if progress else None, total=n_take)
     if data.labels is not None:
         feats.labels = data.labels[order].numpy().astype(np.int64)
     if cache:
@@ -192,7 +214,7 @@ def compute_metrics(fake: Features, real: Features | None, metrics: Iterable[str
     metrics = list(metrics)
     if "fid" in metrics:
         if real is not None:
-            out["fid"] = fid_from_features(real.features, fake.features)
+            out["fid"] = fid_from_features(real.features, fake.features, warn=False)  # callers flag a small N
         else:
             mu, sigma = gaussian_stats(fake.features)
             out["fid"] = frechet_distance(real_stats[0], real_stats[1], mu, sigma)
@@ -252,10 +274,13 @@ def per_class_metrics(fake: Features, requested: np.ndarray, class_names: list[s
         for c in range(k):
             a, b = real.features[real.labels == c], fake.features[requested == c]
             if len(a) >= 2 and len(b) >= 2:
-                fids[names[c]] = float(fid_from_features(a, b))
+                fids[names[c]] = float(fid_from_features(a, b, warn=False))
         if fids:
             out["fid_per_class"] = fids
             out["fid_per_class_mean"] = float(np.mean(list(fids.values())))
+            smallest = min(min((real.labels == c).sum(), (requested == c).sum()) for c in range(k))
+            if smallest <= real.features.shape[1]:  # flagged once here rather than warned once per class
+                out["fid_per_class_reliable"] = False
     return out
 
 
@@ -283,11 +308,13 @@ def evaluate(
     real_vs_real: bool = True,
     record: bool = True,
     model: Any = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a model (``model``: an inference object from ``ganforge.load``, generating ``n`` images), an
     .npz of samples or an image folder against a dataset name, an image folder or an FID statistics .npz.
     Returns one JSON-able dict that records the protocol; for a model loaded from a run folder it is also
-    appended to the run's metrics.jsonl (``record``). ``ganforge.evaluate`` loads run folders for this."""
+    appended to the run's metrics.jsonl (``record``). ``ganforge.evaluate`` loads run folders for this.
+    ``progress``: progress bars on stderr while images are generated and their features computed."""
     t0 = time.perf_counter()
     source = Path(source)
     metrics = [m.strip() for m in metrics if m.strip()]
@@ -315,7 +342,8 @@ def evaluate(
     n_fake = min(count, n) if n else count
     name = extractor or default_extractor(channels, size)
     ex = get_extractor(name, weights, device)
-    fake = extract(batches, ex, n_fake)
+    fake = extract(batches, ex, n_fake, progress=("generated images" if kind == "model" else "images")
+                   if progress else None)
     n_fake = len(fake.features)
 
     real, real_stats, ref_info, rvr = None, None, {}, None
@@ -330,14 +358,14 @@ def evaluate(
         real = extract(b, ex, n_fake)
         ref_info = {"kind": "folder", "path": against, "n": len(real.features)}
     else:
-        real, ref_info = dataset_features(against, split, n_fake, ex, data_root, seed=seed)
+        real, ref_info = dataset_features(against, split, n_fake, ex, data_root, seed=seed, progress=progress)
         if real_vs_real and "fid" in metrics:
             other = "test" if split == "train" else "train"
             try:
-                a, _ = dataset_features(against, split, n_fake, ex, data_root, seed=seed + 1)
-                b, _ = dataset_features(against, other, n_fake, ex, data_root, seed=seed + 1)
+                a, _ = dataset_features(against, split, n_fake, ex, data_root, seed=seed + 1, progress=progress)
+                b, _ = dataset_features(against, other, n_fake, ex, data_root, seed=seed + 1, progress=progress)
                 m = min(len(a.features), len(b.features))
-                rvr = {"fid": float(fid_from_features(a.features[:m], b.features[:m])), "n": m,
+                rvr = {"fid": float(fid_from_features(a.features[:m], b.features[:m], warn=False)), "n": m,
                        "splits": f"{split} vs {other}"}
                 if model is not None and model.num_classes and a.labels is not None and b.labels is not None:
                     floors = per_class_metrics(Features(b.features[:m], None), b.labels[:m], model.class_names,
@@ -355,8 +383,8 @@ def evaluate(
     result.update(compute_metrics(fake, real, metrics, seed, real_stats, getattr(ex, "class_names", None) or None))
     if rvr is not None:
         result["fid_real_vs_real"] = rvr["fid"]
-        if rvr.get("fid_per_class_mean") is not None:
-            result["fid_per_class_real_vs_real_mean"] = rvr["fid_per_class_mean"]
+        if rvr.get("fid_per_class_mean") is not None:  # one name for it, beside the per-class FIDs' mean
+            result["fid_per_class_real_vs_real_mean"] = rvr.pop("fid_per_class_mean")
         result["real_vs_real"] = rvr
     if model is not None and model.num_classes:
         y = model.inputs(count, seed)["y"][:n_fake].numpy()
@@ -388,6 +416,8 @@ def training_evaluator(data, metric: str, n: int, extractor: str | None, device:
     ex = get_extractor(extractor or default_extractor(data.channels, data.image_size), None, device)
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
     real = extract(batches_from_array(data.images[order], batch_size), ex)
+    if metric == "fid" and len(order) <= real.features.shape[1]:
+        warn_small_n(len(order), real.features.shape[1])  # once, not at every evaluation
 
     def run(sample: Callable[[int, int], torch.Tensor]) -> dict[str, Any]:
         batches = (sample(s, min(batch_size, n - s)) for s in range(0, n, batch_size))

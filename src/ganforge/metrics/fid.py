@@ -57,7 +57,7 @@ def as_features(x: np.ndarray | torch.Tensor, what: str = "features") -> np.ndar
     return array
 
 
-def gaussian_stats(features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+def gaussian_stats(features: np.ndarray | torch.Tensor, warn: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Mean [D] and unbiased covariance [D, D] (divides by N - 1) of features [N, D], in float64.
 
     Needs N >= 2. Warns when N <= D: the covariance then has rank at most N - 1 < D and FID from it
@@ -67,10 +67,8 @@ def gaussian_stats(features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.
     n, d = x.shape
     if n < 2:
         raise GanforgeError(f"FID needs at least 2 samples per set to estimate a covariance, got N={n}")
-    if n <= d:
-        warnings.warn(f"FID with N={n} samples and D={d} feature dimensions: the covariance has rank at most "
-                      f"N-1={n - 1} < D, so the estimate is unreliable; use more samples than dimensions",
-                      stacklevel=2)
+    if n <= d and warn:
+        warn_small_n(n, d)
     mu = x.mean(axis=0)
     sigma = np.cov(x, rowvar=False)
     return mu, np.atleast_2d(sigma)
@@ -169,11 +167,21 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 
 def fid_from_features(features1: np.ndarray | torch.Tensor, features2: np.ndarray | torch.Tensor,
-                      method: str = "eigh") -> float:
-    """FID between two feature sets [N1, D] and [N2, D]: gaussian_stats on each, then frechet_distance."""
-    mu1, sigma1 = gaussian_stats(features1)
-    mu2, sigma2 = gaussian_stats(features2)
+                      method: str = "eigh", warn: bool = True) -> float:
+    """FID between two feature sets [N1, D] and [N2, D]: gaussian_stats on each, then frechet_distance;
+    ``warn``: one warning when the smaller set has no more samples than dimensions (callers that flag
+    that in their own result pass False)."""
+    mu1, sigma1 = gaussian_stats(features1, warn=False)
+    mu2, sigma2 = gaussian_stats(features2, warn=False)
+    n, d = min(len(features1), len(features2)), mu1.shape[0]
+    if n <= d and warn:  # one warning for the pair
+        warn_small_n(n, d)
     return frechet_distance(mu1, sigma1, mu2, sigma2, method=method)
+
+
+def warn_small_n(n: int, d: int) -> None:
+    warnings.warn(f"FID with N={n} samples and D={d} feature dimensions is unreliable (the covariance has rank "
+                  f"at most N-1={n - 1} < D); use more samples than dimensions", stacklevel=3)
 
 
 def save_stats(path: str | os.PathLike, mu: np.ndarray, sigma: np.ndarray, **protocol: object) -> Path:

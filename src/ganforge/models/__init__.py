@@ -37,6 +37,13 @@ def model_config(name: str, options: dict[str, Any] | None = None, strict: bool 
     return options_from_dict(spec.config_cls, options, f"model {name!r}", strict=strict, validate=validate)
 
 
+def complete_options(name: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    """``options`` with the defaults of model ``name`` that depend on other options (a config class's
+    ``complete_options``, e.g. pix2pix's netG from the image size); the options given always win."""
+    fill = getattr(MODELS.get(name).config_cls, "complete_options", None)
+    return fill(dict(options or {})) if fill is not None else dict(options or {})
+
+
 def build_model(name: str, options: dict[str, Any] | None = None) -> dict[str, nn.Module]:
     """Build the networks of model ``name`` (e.g. ``{"G": ..., "D": ...}``) from its options."""
     spec = MODELS.get(name)

@@ -76,11 +76,12 @@ class ConditionalGenerator(nn.Module):
 class ConditionalDiscriminator(nn.Module):
     """(images [N, C, S, S], labels) -> logits [N] (concat, projection) or (logits [N], class logits [N, K])."""
 
-    def __init__(self, image_size: int, channels: int, ndf: int, num_classes: int, cond: str) -> None:
+    def __init__(self, image_size: int, channels: int, ndf: int, num_classes: int, cond: str,
+                 norm: str = "batch") -> None:
         super().__init__()
         self.num_classes, self.cond = num_classes, cond
         in_ch = channels + (num_classes if cond == "concat" else 0)
-        d = DCGANDiscriminator(image_size, in_ch, ndf)
+        d = DCGANDiscriminator(image_size, in_ch, ndf, norm)
         self.body = d.main[:-1]  # phi(x): [N, ch, b, b]
         self.head = d.main[-1]  # the unconditional output convolution (b x b -> 1)
         ch = self.head.in_channels
@@ -111,7 +112,7 @@ def build_cgan(cfg: CGANConfig) -> dict[str, nn.Module]:
                             "a folder with one subfolder per class) or set model.num_classes.")
     return {
         "G": ConditionalGenerator(cfg.image_size, cfg.channels, cfg.nz, cfg.ngf, cfg.num_classes),
-        "D": ConditionalDiscriminator(cfg.image_size, cfg.channels, cfg.ndf, cfg.num_classes, cfg.cond),
+        "D": ConditionalDiscriminator(cfg.image_size, cfg.channels, cfg.ndf, cfg.num_classes, cfg.cond, cfg.d_norm),
     }
 
 

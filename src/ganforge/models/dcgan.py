@@ -13,6 +13,7 @@ D Conv 64 5x5 s2 -> LReLU -> Dropout 0.3 -> Conv 128 5x5 s2 -> LReLU -> Dropout 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,6 +43,14 @@ class DCGANConfig:
     ndf: int = 64  # discriminator width (channels of the first layer)
     num_classes: int = 0  # 0 = unconditional (conditional variants come with the cgan model)
     arch: str = "examples"  # "examples" (pytorch/examples) or "tutorial" (TF DCGAN tutorial, 28x28)
+    d_norm: str = "batch"  # D's normalisation (examples arch): batch | layer | none; wgan-gp defaults to layer
+
+    @staticmethod
+    def complete_options(options: dict[str, Any]) -> dict[str, Any]:
+        """Defaults that depend on other options: the tutorial network is for 28x28 grayscale images."""
+        if options.get("arch") == "tutorial":
+            options = {"image_size": 28, "channels": 1, **options}
+        return options
 
     def validate(self) -> None:
         if self.arch not in ("examples", "tutorial"):
@@ -49,13 +58,15 @@ class DCGANConfig:
         if self.arch == "tutorial" and self.image_size != 28:
             raise GanforgeError(
                 f"The tutorial DCGAN is built for 28x28 images, got image size {self.image_size}; "
-                "use arch=examples for other sizes."
+                "use model.arch=examples for other sizes."
             )
         if self.arch == "examples" and _base_and_ups(self.image_size) is None:
             raise GanforgeError(
                 f"dcgan needs an image size of the form 4*2^n or 7*2^n (e.g. 28, 32, 64, 128), "
                 f"got {self.image_size}."
             )
+        if self.d_norm not in D_NORMS:
+            raise GanforgeError(f"Unknown d_norm {self.d_norm!r}; choose one of: {', '.join(D_NORMS)}.")
         for name in ("channels", "nz", "ngf", "ndf"):
             if getattr(self, name) < 1:
                 raise GanforgeError(f"dcgan option {name} must be a positive integer, got {getattr(self, name)}.")
@@ -85,16 +96,30 @@ class DCGANGenerator(nn.Module):
         return self.main(z.view(z.shape[0], -1, 1, 1))
 
 
+D_NORMS = ("batch", "layer", "none")
+
+
+def d_norm_layer(norm: str, channels: int) -> nn.Module:
+    """D's normalisation: batch norm (DCGAN), layer norm over (C, H, W) with a per-channel scale and shift
+    (GroupNorm with one group; what Gulrajani et al. 2017 advise for a critic with a gradient penalty,
+    which is per sample and so ill-defined through batch statistics), or none."""
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "layer":
+        return nn.GroupNorm(1, channels)
+    return nn.Identity()
+
+
 class DCGANDiscriminator(nn.Module):
     """images [N, C, S, S] in [-1, 1] -> logits [N]."""
 
-    def __init__(self, image_size: int = 64, channels: int = 3, ndf: int = 64) -> None:
+    def __init__(self, image_size: int = 64, channels: int = 3, ndf: int = 64, norm: str = "batch") -> None:
         super().__init__()
         base, n_down = _base_and_ups(image_size)
         layers: list[nn.Module] = [nn.Conv2d(channels, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
         ch = ndf
         for _ in range(n_down - 1):
-            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch * 2),
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), d_norm_layer(norm, ch * 2),
                        nn.LeakyReLU(0.2, inplace=True)]
             ch *= 2
         layers += [nn.Conv2d(ch, 1, base, 1, 0, bias=False)]
@@ -177,7 +202,7 @@ def build_dcgan(cfg: DCGANConfig) -> dict[str, nn.Module]:
         return {"G": TutorialGenerator(cfg.channels, cfg.nz), "D": TutorialDiscriminator(cfg.channels)}
     return {
         "G": DCGANGenerator(cfg.image_size, cfg.channels, cfg.nz, cfg.ngf),
-        "D": DCGANDiscriminator(cfg.image_size, cfg.channels, cfg.ndf),
+        "D": DCGANDiscriminator(cfg.image_size, cfg.channels, cfg.ndf, cfg.d_norm),
     }
 
 

@@ -50,6 +50,17 @@ class Pix2PixConfig:
     def num_downs(self) -> int:
         return _netg_downs(self.netG)
 
+    @staticmethod
+    def complete_options(options: dict[str, Any]) -> dict[str, Any]:
+        """Defaults that depend on other options: without a netG given, the deepest U-Net that the image
+        size allows (unet_256 at 256 px as in the reference, unet_64 for a folder of 64-px images)."""
+        size = options.get("image_size")
+        if "netG" not in options and isinstance(size, int) and size > 0:
+            fits = [name for name, d in NETG_DOWNS.items() if size % 2**d == 0]
+            if fits:
+                options = {**options, "netG": fits[-1]}
+        return options
+
     @property
     def d_layers(self) -> int:
         """PatchGAN depth of netD (0 for the pixel discriminator)."""
@@ -72,8 +83,8 @@ class Pix2PixConfig:
         multiple = 2**downs
         if self.image_size % multiple:
             fits = [name for name, d in NETG_DOWNS.items() if self.image_size % 2**d == 0]
-            advice = (f"use netG={fits[-1]} or crop to a multiple of {multiple}" if fits
-                      else f"crop or resize to a multiple of {multiple}")
+            advice = (f"use model.netG={fits[-1]}, or leave netG out to have it chosen from the image size" if fits
+                      else f"use images of a multiple of {multiple} pixels (image_size={multiple})")
             raise GanforgeError(
                 f"netG {self.netG} needs image sizes divisible by {multiple}, got {self.image_size}; {advice}."
             )

@@ -76,6 +76,20 @@ class Task:
         that trains them can backpropagate through these tensors; phases that do not must detach them."""
         return {}
 
+    @classmethod
+    def model_defaults(cls, options: Any) -> dict[str, Any]:
+        """Model options this task's ``options`` call for unless the user sets them (e.g. a layer-norm
+        critic for a gradient penalty); applied to the models that have such an option."""
+        return {}
+
+    def plot_labels(self, model: str) -> dict[str, Any]:
+        """The words of losses.png (``viz.plot_losses``'s title, score and probabilities arguments)."""
+        return {"title": model}
+
+    def after_update(self, phase: Phase, nets: dict[str, nn.Module]) -> None:
+        """Called after every optimiser update of ``phase`` with the raw networks (e.g. WGAN's weight
+        clipping); the default does nothing."""
+
     # ------------------------------------------------------------------ state and hooks
     def state_dict(self) -> dict:
         """Task state beyond the networks (image pools, augmentation probabilities, running statistics),

@@ -22,9 +22,10 @@ from . import TASKS, Phase, Task
 class GANOptions:
     """The game (``task.NAME=value``; also at the top level: ``loss=hinge d_steps=5``)."""
 
-    loss: str = "nonsaturating"  # minimax | nonsaturating | lsgan | hinge | wgan-gp
-    d_steps: int = 1  # k: discriminator updates per generator update (the lectures' algorithm)
+    loss: str = "nonsaturating"  # minimax | nonsaturating | lsgan | hinge | wgan | wgan-gp
+    d_steps: int = 1  # k: discriminator updates per generator update (the lectures' algorithm; WGAN's n_critic)
     gp_weight: float = 10.0  # gradient penalty weight for wgan-gp
+    clip_value: float = 0.01  # wgan: D's weights are clamped to [-clip_value, clip_value] after each D update
 
     def validate(self) -> None:
         LOSSES.get(self.loss)
@@ -32,6 +33,8 @@ class GANOptions:
             raise GanforgeError(f"d_steps must be a positive integer, got {self.d_steps!r}.")
         if not self.gp_weight >= 0:
             raise GanforgeError(f"gp_weight must be zero or positive, got {self.gp_weight!r}.")
+        if not self.clip_value > 0:
+            raise GanforgeError(f"clip_value must be positive, got {self.clip_value!r}.")
 
 
 @TASKS.register("gan")
@@ -59,13 +62,32 @@ class GANTask(Task):
         self.num_classes = pipeline.num_classes
         self.acgan = getattr(model_cfg, "cond", None) == "acgan"
 
+    @classmethod
+    def model_defaults(cls, options: GANOptions) -> dict:
+        # a gradient penalty is per sample: no batch statistics in the critic (Gulrajani et al. 2017, sec. 4)
+        return {"d_norm": "layer"} if LOSSES.get(options.loss).gradient_penalty else {}
+
     def phases(self) -> list[Phase]:
         c = self.cfg
         betas = (c.beta1, c.beta2)
+        # the original WGAN trains both networks with RMSprop (Arjovsky et al. 2017: momentum destabilises it)
+        opt = "rmsprop" if self.gan_loss.weight_clipping else None
         return [
-            Phase("D", ("D",), lr=c.lr_d, betas=betas, repeat=self.options.d_steps, new_batch=True),
-            Phase("G", ("G",), lr=c.lr_g, betas=betas, repeat=1, new_batch=False),
+            Phase("D", ("D",), lr=c.lr_d, betas=betas, repeat=self.options.d_steps, new_batch=True, optimizer=opt),
+            Phase("G", ("G",), lr=c.lr_g, betas=betas, repeat=1, new_batch=False, optimizer=opt),
         ]
+
+    def plot_labels(self, model: str) -> dict:
+        k = f", k={self.options.d_steps}" if self.options.d_steps > 1 else ""
+        return {"title": f"{model}: {self.options.loss} loss{k}", "score": self.gan_loss.score_name,
+                "probabilities": self.gan_loss.probabilities}
+
+    @torch.no_grad()
+    def after_update(self, phase, nets) -> None:
+        if phase.name == "D" and self.gan_loss.weight_clipping:
+            c = self.options.clip_value
+            for p in nets["D"].parameters():
+                p.clamp_(-c, c)
 
     def _noise(self, n: int, device) -> torch.Tensor:
         return torch.randn(n, self.nz, device=device)

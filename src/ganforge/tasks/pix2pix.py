@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from ..errors import GanforgeError
 from ..losses import LOSSES
-from ..viz import paired_grid, save_grid, to_uint8
+from ..viz import to_uint8
+from ..viz.columns import save_column_grid
 from . import TASKS, Phase, Task
 
 
@@ -39,7 +40,7 @@ class Pix2PixOptions:
     gan_weight: float = 1.0  # weight of the GAN term (0 = the U-Net trained with L1 alone)
 
     def validate(self) -> None:
-        if LOSSES.get(self.loss).gradient_penalty:
+        if LOSSES.get(self.loss).gradient_penalty or LOSSES.get(self.loss).weight_clipping:
             raise GanforgeError(f"pix2pix supports the losses vanilla (nonsaturating), lsgan and hinge, not "
                                 f"{self.loss}.")
         if self.d_steps < 1:
@@ -66,6 +67,7 @@ class Pix2PixTask(Task):
         self.gan_weight = float(self.options.gan_weight)
         self.lambda_l1 = float(self.options.lambda_l1)
         self.pairs: dict[str, torch.Tensor] = {}  # held-out pairs for the sample pictures (uint8)
+        self.pairs_split = "test"  # the split they come from
 
     def phases(self) -> list[Phase]:
         c = self.cfg
@@ -109,11 +111,12 @@ class Pix2PixTask(Task):
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(self.cfg.seed)
             fake = self.generate(net, inputs)
-        images, per_row = paired_grid(to_uint8(inputs["A"]), to_uint8(fake), to_uint8(inputs["B"]),
-                                      groups=2 if fake.shape[0] >= 8 else 1)
-        save_grid(images, path, nrow=per_row)
+        split = getattr(self, "pairs_split", "test")
+        title = (f"step {step}: {split} pairs" if split != "train"
+                 else f"step {step}: training pairs (the data has no test or val split)")
+        save_column_grid([to_uint8(inputs["A"]), to_uint8(fake), to_uint8(inputs["B"])], path,
+                         ["input", "output", "target"], title=title)
 
     def render_real(self, batch, path, n) -> None:
-        images, per_row = paired_grid(batch["A"][:n], batch["B"][:n], None,
-                                      groups=4 if n >= 16 else 2 if n >= 4 else 1)
-        save_grid(images, path, nrow=per_row)
+        save_column_grid([batch["A"][:n], batch["B"][:n]], path, ["input A", "target B"],
+                         title="training pairs, as the networks see them")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 
@@ -67,7 +68,12 @@ def wrap_ddp(net: nn.Module, device: torch.device) -> nn.Module:
     Buffers are not broadcast at every forward: :func:`sync_buffers` averages them once per step.
     """
     ids = [device.index] if device.type == "cuda" else None
+    if "forward_sync_buffers" in _DDP_ARGS:  # newer torch: broadcast_buffers is deprecated (a FutureWarning)
+        return nn.parallel.DistributedDataParallel(net, device_ids=ids, forward_sync_buffers=False)
     return nn.parallel.DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
+
+
+_DDP_ARGS = frozenset(inspect.signature(nn.parallel.DistributedDataParallel.__init__).parameters)
 
 
 @torch.no_grad()

@@ -5,6 +5,8 @@ closes them when it ends, however it ends."""
 from __future__ import annotations
 
 import json
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +84,54 @@ class ProgressBar:
 
     def close(self) -> None:
         self.bar.close()
+
+
+LONG_RUN_SECONDS = 30 * 60  # a run estimated to take longer than this says so early
+ESTIMATE_AFTER = (50, 15.0)  # steps or seconds after the first step, whichever comes first
+
+
+def duration_text(seconds: float) -> str:
+    """3725 -> '1 h 2 min', 150 -> '2 min 30 s'."""
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    if h:
+        return f"{h} h {m} min"
+    return f"{m} min {s} s" if m else f"{s} s"
+
+
+def _write_above_bar(text: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(text, file=sys.stderr)  # above a progress bar in progress, if any
+
+
+class DurationNotice:
+    """One line on stderr, early in a run, when its steps at the speed measured so far will take more than
+    LONG_RUN_SECONDS: how long, and how to stop or shorten it (the progress bar's ETA keeps counting)."""
+
+    def __init__(self, total: int, initial: int, device: str, write=None) -> None:
+        self.total, self.device = total, device
+        self.start: tuple[int, float] | None = None  # (step, time) after the first step (warm-up excluded)
+        self.done = initial >= total
+        self.write = write or _write_above_bar
+
+    def on_step(self, step: int) -> None:
+        if self.done:
+            return
+        now = time.perf_counter()
+        if self.start is None:
+            self.start = (step, now)
+            return
+        steps, elapsed = step - self.start[0], now - self.start[1]
+        if steps < ESTIMATE_AFTER[0] and elapsed < ESTIMATE_AFTER[1]:
+            return
+        self.done = True
+        left = (self.total - step) * elapsed / max(steps, 1)
+        if left > LONG_RUN_SECONDS:
+            self.write(f"ganforge: at {steps / elapsed:.3g} steps/s on {self.device}, the {self.total - step:,} "
+                       f"steps left take about {duration_text(left)}; Ctrl-C stops with a checkpoint "
+                       "(continue with --resume), or give --steps N for a shorter run.")
+
+    def close(self) -> None:
+        pass

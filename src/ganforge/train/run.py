@@ -19,11 +19,11 @@ import torch
 from torch import nn
 
 from ..checkpoint import Checkpoint, list_checkpoints, load_checkpoint, remove_stale_temporaries
-from ..config import TrainConfig, options_from_dict
+from ..config import DEFAULT_BATCH, TrainConfig, options_from_dict
 from ..data import BatchStream, convert_images, load_dataset
 from ..errors import GanforgeError
 from ..io import check_writable_parent, write_json
-from ..models import MODELS, model_config
+from ..models import MODELS, complete_options, model_config
 from ..pipelines import Pipeline, pipeline_for, resolve_device
 from ..tasks import TASKS, Task
 from .distributed import DistInfo, cleanup, init_distributed
@@ -45,8 +45,9 @@ def build_task(cfg: TrainConfig, model_options: dict[str, Any] | None = None, cl
     spec = MODELS.get(cfg.model)
     model_cfg = model_config(cfg.model, model_options if model_options is not None else cfg.model_options)
     nets = spec.build(model_cfg)
-    pipeline = pipeline_for(cfg.model, model_cfg, nets, settings={
-        "class_names": list(class_names), "train_batch_size": cfg.batch_size, "seed": cfg.seed}, device=device)
+    settings = {"class_names": list(class_names), "train_batch_size": cfg.batch_size or DEFAULT_BATCH,
+                "seed": cfg.seed}
+    pipeline = pipeline_for(cfg.model, model_cfg, nets, settings=settings, device=device)
     return TASKS.get(spec.task)(nets, model_cfg, cfg, task_options(cfg), pipeline)
 
 
@@ -80,15 +81,19 @@ def load_training_data(cfg: TrainConfig, task_cls: type[Task], split: str | None
 
 def held_out_pairs(cfg: TrainConfig, task_cls: type[Task], n: int, train_data) -> dict[str, torch.Tensor]:
     """The first ``n`` pairs of the held-out split (test, else val, else train) without augmentation, with
-    the training data's size and channels."""
+    the training data's size and channels, and the name of the split they come from ("split")."""
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, image_size=train_data.image_size))
     for split in ("test", "val", "train"):
         try:
             data = load_training_data(cfg, task_cls, split, augment=False)
         except GanforgeError:
             continue
+        folder = Path(cfg.data.name).expanduser()
+        if split != "train" and folder.is_dir() and not any(
+                (folder / s).is_dir() or (folder / "A" / s).is_dir() for s in ("train", "val", "test")):
+            split = "train"  # a folder without split subfolders gives its training images for every split
         return {"A": convert_images(data.A[:n].clone(), None, train_data.channels_A),
-                "B": convert_images(data.B[:n].clone(), None, train_data.channels_B)}
+                "B": convert_images(data.B[:n].clone(), None, train_data.channels_B), "split": split}
     raise GanforgeError(f"No split of {cfg.data.name!r} could be read for the sample pictures.")
 
 
@@ -113,6 +118,11 @@ def fill_model_options(cfg: TrainConfig, data) -> dict[str, Any]:
             )
         if key in fields:
             opts[key] = value
+    task_cls = TASKS.get(spec.task)
+    for key, value in task_cls.model_defaults(task_options(cfg)).items():  # e.g. wgan-gp: a layer-norm critic
+        if key in fields:
+            opts.setdefault(key, value)
+    opts = complete_options(cfg.model, opts)  # defaults that depend on the data's size (pix2pix's netG)
     if "dim" in fields and opts.setdefault("dim", channels) != channels:  # toy points [N, dim]
         raise GanforgeError(f"Model option dim={opts['dim']} does not match the data, which is {channels}-D; "
                             "leave dim out to take it from the data.")
@@ -227,10 +237,14 @@ def build_run(cfg: TrainConfig, run_dir: str | Path, resume: bool | Checkpoint =
             raise GanforgeError(f"eval_every is for models that sample from noise; evaluate {cfg.model} on held-out "
                                 "pairs with ganforge translate RUN --data DATA --split test.")
         data = load_training_data(cfg, task_cls)
+        if cfg.batch_size is None:  # the default batch, or every image of a smaller folder
+            cfg = dataclasses.replace(cfg, batch_size=max(1, min(DEFAULT_BATCH, len(data) // dist.world_size)))
         task = build_task(cfg, fill_model_options(cfg, data), data.class_names, device)
         model_cfg, pipeline = task.model_cfg, task.pipeline
         if task_cls.data_kind in ("paired", "unaligned"):  # unaligned: held-out images of each domain
-            task.pairs = held_out_pairs(cfg, task_cls, cfg.n_samples, data)
+            held = held_out_pairs(cfg, task_cls, cfg.n_samples, data)
+            task.pairs_split = held.pop("split")  # named in the pictures: training pairs when no test split
+            task.pairs = held
         stream = BatchStream(data, cfg.batch_size, cfg.seed, dist.rank, dist.world_size)
         total = total_steps(cfg, stream, task)
         if dist.rank > 0:

@@ -33,7 +33,7 @@ from ..viz import plot_losses, save_gif, to_uint8
 from .distributed import DistInfo, all_gather_object, sync_buffers, wrap_ddp
 from .ema import EMA
 from .events import Events
-from .logs import MetricsFile, ProgressBar, TensorBoard
+from .logs import DurationNotice, MetricsFile, ProgressBar, TensorBoard
 from .optim import build_optimizer, check_phase_names, needs_closure
 from .stop import StopRequest
 
@@ -296,7 +296,7 @@ class Trainer:
         frames = sorted(self.samples_dir.glob("step_*.png"))
         if frames:
             save_gif(frames, self.run_dir / "progress.gif", captions=[f"step {int(f.stem[5:])}" for f in frames])
-        plot_losses(self.metrics_path, self.run_dir / "losses.png", title=self.meta.get("model", ""))
+        plot_losses(self.metrics_path, self.run_dir / "losses.png", **self.task.plot_labels(self.meta.get("model", "")))
 
     # ------------------------------------------------------------------ loop
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -366,6 +366,7 @@ class Trainer:
                     scaler.scale(loss).backward()
                     scaler.step(opt)
                     scaler.update()
+                self.task.after_update(phase, self.raw)
                 losses.append(loss.detach())
             for k, v in phase_logs.items():
                 logs[k] = v
@@ -395,6 +396,7 @@ class Trainer:
         at = self.step if resumed else None
         yield MetricsFile(self.metrics_path, at)
         yield TensorBoard(self.run_dir / "tb", at)
+        yield DurationNotice(self.total_steps, self.step, str(self.device))
         if self.cfg.progress:
             yield ProgressBar(self.total_steps, self.step)
 

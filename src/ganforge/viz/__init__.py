@@ -19,8 +19,9 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 def grid_image(images: torch.Tensor, nrow: int | None = None, min_width: int = 480,
-               row_labels: list[str] | None = None) -> Image.Image:
-    """A PIL image of uint8 [N, C, H, W] images in a grid, upscaled (nearest) to at least ``min_width``."""
+               row_labels: list[str] | None = None, title: str | None = None) -> Image.Image:
+    """A PIL image of uint8 [N, C, H, W] images in a grid, upscaled (nearest) to at least ``min_width``,
+    with ``row_labels`` left of the rows and a ``title`` line above, when given."""
     n = images.shape[0]
     nrow = nrow or max(1, math.ceil(math.sqrt(n)))
     grid = make_grid(images, nrow=nrow, padding=2, pad_value=255 if images.dtype == torch.uint8 else 1.0)
@@ -42,26 +43,12 @@ def grid_image(images: torch.Tensor, nrow: int | None = None, min_width: int = 4
         for i, label in enumerate(row_labels):
             draw.text((4, int(row_h * (i + 0.5)) - 5), label, fill="black")
         img = canvas
+    if title:
+        canvas = Image.new("RGB", (img.width, img.height + 15), "white")
+        canvas.paste(img.convert("RGB"), (0, 15))
+        ImageDraw.Draw(canvas).text((4, 2), title, fill="black")
+        img = canvas
     return img
-
-
-def paired_grid(A: torch.Tensor, fake: torch.Tensor, B: torch.Tensor | None, groups: int = 1) -> tuple:
-    """uint8 images laid out as rows of (input, output[, target]) triplets, ``groups`` triplets per row.
-
-    Returns (images [N * k, C, H, W], images per row) with channels made equal (gray -> RGB)."""
-    parts = [A, fake] + ([B] if B is not None else [])
-    c = max(p.shape[1] for p in parts)
-    parts = [p.expand(-1, c, -1, -1) if p.shape[1] != c else p for p in parts]
-    k = len(parts)
-    n = A.shape[0]
-    rows = -(-n // groups)
-    out = []
-    for r in range(rows):
-        for g in range(groups):
-            i = r + g * rows
-            for p in parts:
-                out.append(p[i] if i < n else torch.full_like(p[0], 255))
-    return torch.stack(out), k * groups
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, **kwargs) -> Path:
@@ -79,6 +66,9 @@ def save_image_atomic(image: Image.Image, path: Path) -> None:
     os.replace(tmp, path)
 
 
+CAPTION_HEIGHT = 15  # pixels of the strip above each GIF frame that holds its caption
+
+
 def save_gif(frames: list[Path], path: str | Path, duration_ms: int = 200, captions: list[str] | None = None) -> Path:
     """Animate PNG frames (same size) into a looping GIF; the last frame is held longer."""
     path = Path(path)
@@ -86,10 +76,11 @@ def save_gif(frames: list[Path], path: str | Path, duration_ms: int = 200, capti
     for i, f in enumerate(frames):
         with Image.open(f) as im:
             frame = im.convert("RGB")
-        if captions:
-            draw = ImageDraw.Draw(frame)
-            draw.rectangle([0, 0, 8 * len(captions[i]) + 8, 14], fill="white")
-            draw.text((4, 2), captions[i], fill="black")
+        if captions:  # in a strip above the frame, so that it covers no sample and no title
+            canvas = Image.new("RGB", (frame.width, frame.height + CAPTION_HEIGHT), "white")
+            canvas.paste(frame, (0, CAPTION_HEIGHT))
+            ImageDraw.Draw(canvas).text((4, 2), captions[i], fill="black")
+            frame = canvas
         images.append(frame.quantize(colors=256, method=Image.Quantize.MEDIANCUT))
     if not images:
         raise ValueError("no frames to animate")
@@ -113,8 +104,19 @@ def read_metrics(path: str | Path) -> list[dict]:
     return rows
 
 
-def plot_losses(metrics_path: str | Path, out: str | Path, title: str = "") -> Path | None:
-    """Plot every loss_* (and D_real / D_fake) column of metrics.jsonl against step."""
+LEGEND_NAMES = {"D_real": "D(x), real", "D_fake": "D(G(z)), fake", "gp": "gradient penalty",
+                "eval_fid": "FID (lower is better)", "eval_kid": "KID (lower is better)",
+                "eval_is": "IS (higher is better)", "eval_precision": "precision", "eval_recall": "recall",
+                "eval_density": "density", "eval_coverage": "coverage"}
+EVAL_PLOTTED = ("eval_fid", "eval_kid", "eval_is", "eval_precision", "eval_recall", "eval_density", "eval_coverage")
+
+
+def plot_losses(metrics_path: str | Path, out: str | Path, title: str = "", score: str = "D output",
+                probabilities: bool = True) -> Path | None:
+    """Panels of metrics.jsonl against step: every loss_* column; D_real / D_fake (``score`` names them:
+    a probability when ``probabilities``, else a critic's score); the gradient penalty (gp) when logged;
+    the evaluations made during training (eval_fid, eval_kid ...) when there are any. Few points are
+    drawn as markers, so a run with one logged step still shows it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,24 +125,35 @@ def plot_losses(metrics_path: str | Path, out: str | Path, title: str = "") -> P
     rows = [r for r in read_metrics(metrics_path) if "step" in r]
     if not rows:
         return None
-    keys = sorted({k for r in rows for k in r if k.startswith("loss_")})
-    probs = [k for k in ("D_real", "D_fake") if any(k in r for r in rows)]
-    fig, axes = plt.subplots(1, 2 if probs else 1, figsize=(11 if probs else 6, 4), squeeze=False)
-    for k in keys:
-        pts = [(r["step"], r[k]) for r in rows if k in r]
-        axes[0, 0].plot(*zip(*pts, strict=True), label=k)
-    axes[0, 0].set_xlabel("step")
-    axes[0, 0].set_ylabel("loss")
-    axes[0, 0].legend()
-    axes[0, 0].grid(alpha=0.3)
-    if probs:
-        for k in probs:
-            pts = [(r["step"], r[k]) for r in rows if k in r]
-            axes[0, 1].plot(*zip(*pts, strict=True), label=k)
-        axes[0, 1].set_xlabel("step")
-        axes[0, 1].set_ylabel("discriminator output")
-        axes[0, 1].legend()
-        axes[0, 1].grid(alpha=0.3)
+
+    def series(key: str) -> list[tuple[float, float]]:
+        return [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+
+    losses = sorted({k for r in rows for k in r if k.startswith("loss_")})
+    scores = [k for k in ("D_real", "D_fake") if series(k)]
+    evals = [k for k in EVAL_PLOTTED if series(k)]
+    what = "probability" if probabilities else "score"
+    panels = [("loss", losses, "loss")]
+    if scores:
+        panels.append((f"{score} ({what})", scores, f"{score}: real x and G(z)"))
+    if series("gp"):
+        panels.append(("gradient penalty", ["gp"], "gradient penalty"))
+    if evals:
+        panels.append(("evaluation", evals, "measured during training (eval_every)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, (ylabel, keys, panel_title) in zip(axes[0], panels, strict=True):
+        for k in keys:
+            pts = series(k)
+            if pts:
+                ax.plot(*zip(*pts, strict=True), label=LEGEND_NAMES.get(k, k), marker="o" if len(pts) < 20 else None)
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        ax.set_title(panel_title, fontsize=10)
+        if probabilities and keys is scores:
+            ax.set_ylim(-0.02, 1.02)
+        if any(series(k) for k in keys):
+            ax.legend()
+        ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

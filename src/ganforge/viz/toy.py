@@ -15,6 +15,7 @@ from . import read_metrics, save_gif
 DPI = 80
 REAL_COLOR, FAKE_COLOR, D_COLOR = "#00441b", "#7b3294", "#2166ac"
 G_COLOR = "#2ca02c"  # p_g is green in Goodfellow et al.'s figure 1
+G_SAMPLE_COLOR = "#e66101"  # G(z) on the 2-D heat map: orange stands out on both its green and its pink
 
 
 def _figure(width: float, height: float):
@@ -104,8 +105,8 @@ def draw_frame_2d(path: str | Path, real: np.ndarray, fake: np.ndarray, grid_d: 
     real, fake: float [N, 2]; grid_d: D on a [R, R] grid over ``limits`` (row = y); mesh: float [S, S, 2]
     images of the z grid; arrow_at, arrows: float [A, 2] arrow tails and vectors (already scaled)."""
     (x0, x1), (y0, y1) = limits
-    fig = _figure(5.0, 5.2)
-    ax = fig.add_axes((0.1, 0.07, 0.86, 0.83))
+    fig = _figure(5.8, 5.2)
+    ax = fig.add_axes((0.08, 0.07, 0.74, 0.83))
     if d_kind == "probability":
         shown, vmin, vmax = grid_d, 0.0, 1.0
     elif d_kind == "lsgan":
@@ -113,12 +114,12 @@ def draw_frame_2d(path: str | Path, real: np.ndarray, fake: np.ndarray, grid_d: 
     else:  # a critic has no fixed scale: centre and stretch it to [0, 1] for the picture
         centred = grid_d - np.median(grid_d)
         shown, vmin, vmax = 0.5 + 0.5 * centred / max(float(np.abs(centred).max()), 1e-8), 0.0, 1.0
-    ax.imshow(shown, extent=(x0, x1, y0, y1), origin="lower", cmap="PiYG", vmin=vmin, vmax=vmax, alpha=0.55,
-              interpolation="bilinear", aspect="auto")
+    heat = ax.imshow(shown, extent=(x0, x1, y0, y1), origin="lower", cmap="PiYG", vmin=vmin, vmax=vmax,
+                     alpha=0.45, interpolation="bilinear", aspect="auto")
     ax.scatter(real[:, 0], real[:, 1], s=6, color=REAL_COLOR, alpha=0.6, linewidths=0, label="data")
     for line in list(mesh) + list(mesh.transpose(1, 0, 2)):
-        ax.plot(line[:, 0], line[:, 1], color=FAKE_COLOR, lw=0.5, alpha=0.35)
-    ax.scatter(fake[:, 0], fake[:, 1], s=4, color=FAKE_COLOR, alpha=0.6, linewidths=0, label="G(z)")
+        ax.plot(line[:, 0], line[:, 1], color=G_SAMPLE_COLOR, lw=0.5, alpha=0.45)
+    ax.scatter(fake[:, 0], fake[:, 1], s=5, color=G_SAMPLE_COLOR, alpha=0.75, linewidths=0, label="G(z)")
     if len(arrows):
         ax.quiver(arrow_at[:, 0], arrow_at[:, 1], arrows[:, 0], arrows[:, 1], angles="xy", scale_units="xy",
                   scale=1.0, color="black", width=0.003, headwidth=4, alpha=0.7)
@@ -126,6 +127,16 @@ def draw_frame_2d(path: str | Path, real: np.ndarray, fake: np.ndarray, grid_d: 
     ax.set_ylim(y0, y1)
     ax.set_aspect("equal")
     ax.legend(loc="lower right", fontsize=8, markerscale=3, framealpha=0.7)
+    bar = fig.colorbar(heat, cax=fig.add_axes((0.86, 0.12, 0.03, 0.73)))
+    bar.solids.set_alpha(0.45)
+    bar.set_ticks([0.0, 0.5, 1.0])
+    if d_kind == "critic":  # a score without a fixed scale, shown relative to its median over the picture
+        bar.set_ticklabels(["lower", "median", "higher"])
+        bar.set_label("critic score D(x) (higher: more real)", fontsize=8)
+    else:
+        bar.set_label("D(x): probability that x is real" if d_kind == "probability"
+                      else "D(x), least squares (1: real, 0: fake)", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
     fig.suptitle(title, fontsize=9)
     path = Path(path)
     fig.savefig(path, dpi=DPI)

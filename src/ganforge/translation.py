@@ -1,7 +1,7 @@
 """Image-to-image translation of files, folders and held-out splits, with pictures and scores.
 
     import ganforge
-    from ganforge.translate import load_translator, translate_images
+    from ganforge.translation import load_translator, translate_images
     t = load_translator("runs/edges2fashion")                      # or from_reference="latest_net_G.pth"
     out = t(images)                                                  # uint8 [N, C, H, W] -> uint8 [N, C', H, W]
 
@@ -31,8 +31,8 @@ from .metrics.fid import fid_from_features
 from .metrics.paired import paired_metrics
 from .pipelines import CycleGANPipeline, TranslationPipeline, load, resolve_device
 from .pipelines.translation import INFERENCE_MODES
-from .viz import paired_grid, save_grid, save_image_atomic
-from .viz.columns import save_column_grid
+from .viz import save_image_atomic
+from .viz.columns import fit_cells, save_column_grid
 
 
 def load_translator(source: str | Path | None = None, *, ckpt: str = "latest", from_reference: str | Path | None = None,
@@ -113,24 +113,21 @@ def _save_png(image: torch.Tensor, path: Path) -> None:
 
 
 def _comparison(inputs: list[torch.Tensor], outputs: list[torch.Tensor], targets: list[torch.Tensor] | None,
-                path: Path, n: int = 16, reconstructions: list[torch.Tensor] | None = None) -> Path | None:
-    """input | output | target rows for the first ``n`` images that share the first image's size; with
-    ``reconstructions`` input | output | reconstruction (| target) under column headers."""
-    shape = inputs[0].shape[-2:]
-    keep = [i for i in range(len(inputs)) if inputs[i].shape[-2:] == shape][:n]
-    if not keep:
-        return None
-    a = torch.stack([inputs[i] for i in keep])
-    o = torch.stack([outputs[i] for i in keep])
-    b = torch.stack([targets[i] for i in keep]) if targets is not None else None
-    groups = 2 if len(keep) >= 8 and shape[-1] <= 64 else 1
-    if reconstructions is not None:
-        columns = [a, o, torch.stack([reconstructions[i] for i in keep])] + ([b] if b is not None else [])
-        headers = ["input", "output", "reconstruction", "target"][:len(columns)]
-        width = min(960, 3 * len(columns) * groups * shape[-1])
-        return save_column_grid(columns, path, headers, groups=groups, min_width=width)
-    images, per_row = paired_grid(a, o, b, groups=groups)
-    return save_grid(images, path, nrow=per_row, min_width=min(960, 3 * per_row * shape[-1]))
+                path: Path, n: int = 16, reconstructions: list[torch.Tensor] | None = None) -> Path:
+    """input | output (| reconstruction) (| target) rows under column headers for the first ``n`` images:
+    images of other sizes or channels are fitted into the first output's cell (aspect ratio kept)."""
+    k = min(n, len(inputs))
+    parts = [inputs[:k], outputs[:k]] + ([reconstructions[:k]] if reconstructions is not None else []) \
+        + ([targets[:k]] if targets is not None else [])
+    headers = ["input", "output"] + (["reconstruction"] if reconstructions is not None else []) \
+        + (["target"] if targets is not None else [])
+    cell = tuple(outputs[0].shape[-2:])
+    if max(cell) > 256:  # a preview: big images are shown at most 256 pixels on a side
+        cell = tuple(max(1, round(x * 256 / max(cell))) for x in cell)
+    channels = max(x.shape[0] for part in parts for x in part)
+    columns = [fit_cells(part, cell, channels) for part in parts]
+    title = f"the first {k} of {len(inputs)} images" if len(inputs) > k else None
+    return save_column_grid(columns, path, headers, min_width=min(960, 3 * len(columns) * cell[-1]), title=title)
 
 
 def sharpness(images: torch.Tensor) -> float:
@@ -155,7 +152,9 @@ def paired_scores(outputs: torch.Tensor, targets: torch.Tensor, fid: bool = True
             ex = get_extractor(name, None, device)
             f_out = extract(batches_from_array(outputs, 200), ex)
             f_tgt = extract(batches_from_array(targets, 200), ex)
-            scores["fid"] = float(fid_from_features(f_tgt.features, f_out.features))
+            scores["fid"] = float(fid_from_features(f_tgt.features, f_out.features, warn=False))
+            if outputs.shape[0] <= f_out.features.shape[1]:  # a covariance of rank < D: said in the record
+                scores["fid_reliable"] = False
             scores["fid_extractor"] = ex.protocol()
         except GanforgeError as e:
             scores["fid"] = None
@@ -165,11 +164,12 @@ def paired_scores(outputs: torch.Tensor, targets: torch.Tensor, fid: bool = True
 
 def translate_images(translator: TranslationPipeline, inputs: list[torch.Tensor], names: list[str], out: str | Path,
                      targets: list[torch.Tensor] | None = None, size: int | None = None,
-                     fid: bool = True) -> dict[str, Any]:
+                     fid: bool = True, progress: bool = False, available: int | None = None) -> dict[str, Any]:
     """Translate images (each uint8 [C, H, W]) into ``out``/<name>.png and write comparison.png (input | output
     | target); with targets also scores. A CycleGAN pipeline holding both generators also maps each output
     back (the reconstruction column, and "cycle": L1 / PSNR / SSIM of the reconstructions against the inputs).
-    Writes translate.json (what ran, and the scores) and returns it."""
+    Writes translate.json (what ran, and the scores) and returns it. ``progress``: a progress bar on
+    stderr; ``available``: how many images the split held (recorded beside "n")."""
     if not inputs:
         raise GanforgeError("No images to translate.")
     if size is not None and size < 1:
@@ -179,6 +179,11 @@ def translate_images(translator: TranslationPipeline, inputs: list[torch.Tensor]
     outputs: list[torch.Tensor] = []
     cycle = isinstance(translator, CycleGANPipeline) and translator.has_inverse
     reconstructions: list[torch.Tensor] | None = [] if cycle else None
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(inputs), desc="translating", unit="img", leave=False, mininterval=1.0)
     i = 0
     while i < len(inputs):  # consecutive images of one size go through together
         j = i
@@ -190,7 +195,11 @@ def translate_images(translator: TranslationPipeline, inputs: list[torch.Tensor]
             reconstructions.extend(r)
         else:
             outputs.extend(translator(torch.stack(inputs[i:j]), size=size))
+        if bar is not None:
+            bar.update(j - i)
         i = j
+    if bar is not None:
+        bar.close()
     used: set[str] = set()
     for name, image in zip(names, outputs, strict=True):
         stem = Path(name).stem or "image"
@@ -201,6 +210,8 @@ def translate_images(translator: TranslationPipeline, inputs: list[torch.Tensor]
         used.add(stem)
         _save_png(image, out / f"{stem}.png")
     record: dict[str, Any] = {"translator": _record(translator), "n": len(outputs), "size": size, "out": str(out)}
+    if available is not None:
+        record["available"] = available
     if targets is not None:
         same = all(t.shape[-2:] == o.shape[-2:] for t, o in zip(targets, outputs, strict=True))
         if same and len({tuple(o.shape) for o in outputs}) == 1:
@@ -213,9 +224,8 @@ def translate_images(translator: TranslationPipeline, inputs: list[torch.Tensor]
         rec = torch.stack([t.expand(c, -1, -1) for t in reconstructions])
         given = torch.stack([t.expand(c, -1, -1) for t in inputs])
         record["cycle"] = paired_metrics(rec.numpy(), given.numpy())  # reconstruction against the input
-    comp = _comparison(inputs, outputs, targets, out / "comparison.png", reconstructions=reconstructions)
-    if comp is not None:
-        record["comparison"] = str(comp)
+    record["comparison"] = str(_comparison(inputs, outputs, targets, out / "comparison.png",
+                                           reconstructions=reconstructions))
     write_json(out / "translate.json", record)
     return record
 
@@ -261,13 +271,77 @@ def read_inputs(path: str | Path, aligned: bool = False, direction: str = "AtoB"
 
 
 def paired_split(source: str, split: str = "test", root: str | None = None, direction: str = "AtoB",
-                 derive: str | None = None, size: int = 256, n: int | None = None
-                 ) -> tuple[list[torch.Tensor], list[str], list[torch.Tensor]]:
-    """Inputs, names and targets of a paired dataset split at ``size`` x ``size`` (no crop, no flip)."""
+                 derive: str | None = None, size: int = 256, n: int | None = None, with_total: bool = False
+                 ) -> tuple:
+    """Inputs, names and targets of the first ``n`` pairs (None: all) of a paired dataset split at ``size``
+    x ``size`` (no crop, no flip); ``with_total`` adds the number of pairs the split holds."""
     data = load_paired(source, root, split, direction=direction, load_size=size, crop_size=size, flip=False,
                        derive=derive)
     k = len(data) if n is None else min(n, len(data))
-    return list(data.A[:k]), list(data.names[:k]), list(data.B[:k])
+    out = list(data.A[:k]), list(data.names[:k]), list(data.B[:k])
+    return (*out, len(data)) if with_total else out
 
 
-__all__ = ["load_translator", "paired_scores", "paired_split", "read_inputs", "translate_images"]
+SPLIT_N = 500  # pairs of a split translated when no count is given (n="all": every pair)
+
+
+def translate(source: str | Path | None = None, inputs: str | Path | None = None, out: str | Path = "translated",
+              *, split: str | None = None, data: str | None = None, derive: str | None = None,
+              direction: str | None = None, aligned: bool = False, n: int | str | None = None,
+              size: int | None = None, mode: str = "auto", seed: int = 0, fid: bool = True, ckpt: str = "latest",
+              device: str = "cpu", from_reference: str | Path | None = None,
+              from_reference_B: str | Path | None = None, netG: str | None = None, norm: str | None = None,
+              input_nc: int | None = None, output_nc: int | None = None, ngf: int | None = None,
+              dropout: float = 0.5, progress: bool = False) -> dict[str, Any]:
+    """``ganforge translate`` as one call: translate an image file or folder (``inputs``), or the first ``n``
+    pairs of a held-out ``split`` (default SPLIT_N; ``n="all"``: every pair) of the run's data or of
+    ``data``, with a run / checkpoint (``source``) or reference generator files; write one PNG per input,
+    comparison.png and translate.json into ``out``, and return the record (with "available": the pairs
+    the split holds). The other arguments are :func:`load_translator`'s and :func:`translate_images`'s."""
+    if inputs is not None and split:
+        raise GanforgeError("Give either an input file/folder or --split, not both.")
+    if n == "all":
+        n = None
+    elif n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        raise GanforgeError(f"--n must be a positive integer or all, got {n!r}.")
+    elif n is None and split:
+        n = SPLIT_N
+    if size is not None and size < 1:
+        raise GanforgeError(f"--size must be a positive integer, got {size}.")
+    t = load_translator(source, ckpt=ckpt, from_reference=from_reference, from_reference_B=from_reference_B,
+                        netG=netG, norm=norm, input_nc=input_nc, output_nc=output_nc, ngf=ngf, dropout=dropout,
+                        mode=mode, device=device, seed=seed, direction=direction)
+    cyclegan = isinstance(t, CycleGANPipeline)  # its direction picks the generator, not a half of the data
+    available = None
+    if inputs is not None:
+        images, names, targets = read_inputs(inputs, aligned, t.direction if cyclegan else direction or "AtoB")
+        if n is not None:
+            images, names = images[:n], names[:n]
+            targets = targets[:n] if targets is not None else None
+    else:
+        if not split:
+            raise GanforgeError("Give an input image file or folder, or --split test to translate held-out pairs.")
+        trained = t.data_config() if source is not None else None
+        own = trained is not None and data is None  # the run's own data and its settings
+        data = data or (trained.name if trained else None)
+        if data is None:
+            raise GanforgeError("--split needs --data NAME|DIR with --from-reference.")
+        net_size = t.model_cfg.image_size if source is not None else None
+        if cyclegan:  # a split of two unaligned domains: the input domain's images (targets when paired)
+            from .data.unaligned import translation_split
+
+            images, names, targets, available = translation_split(
+                data, split, trained.root if own else None, trained.direction if own else "AtoB",
+                t.direction, size or net_size or 256, n, with_total=True)
+        else:
+            images, names, targets, available = paired_split(
+                data, split, trained.root if own else None, direction or (trained.direction if trained else "AtoB"),
+                derive if derive is not None else (trained.derive if own else None), size or net_size or 256, n,
+                with_total=True)
+    record = translate_images(t, images, names, out, targets, size=size if inputs is not None else None, fid=fid,
+                              progress=progress, available=available)
+    return record
+
+
+__all__ = ["SPLIT_N", "load_translator", "paired_scores", "paired_split", "read_inputs", "translate",
+           "translate_images"]
