@@ -14,6 +14,7 @@ import json
 import threading
 import time
 import warnings
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -92,13 +93,15 @@ def create_app(runs: list[str | Path] = (), runs_root: str | Path | None = "runs
     models = pictures.Models(device=device)
     gate = Gate(busy_limit)
     lab = Lab()
-    app = FastAPI(title="ganforge studio", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.index, app.state.models, app.state.lab = index, models, lab
 
-    @app.on_event("shutdown")
-    def _close() -> None:
-        index.close()
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        index.close()  # training processes this studio started stop cleanly, with a checkpoint
         lab.close()
+
+    app = FastAPI(title="ganforge studio", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.index, app.state.models, app.state.lab = index, models, lab
 
     @app.exception_handler(GanforgeError)
     async def _refused(request: Request, e: GanforgeError) -> JSONResponse:
@@ -230,7 +233,7 @@ def create_app(runs: list[str | Path] = (), runs_root: str | Path | None = "runs
                               f"{max_upload_bytes:,} bytes.", 413)
         data = await file.read(max_upload_bytes + 1)
         if len(data) > max_upload_bytes:
-            raise StudioError(f"The upload is larger than {max_upload_bytes:,} bytes, the most the studio takes.", 413)
+            raise StudioError(f"The upload is too large; the studio takes at most {max_upload_bytes:,} bytes.", 413)
         image = read_upload(data, max_upload_pixels)
 
         def job():
