@@ -132,7 +132,7 @@ class RunIndex:
             status = "failed"
         elif total and step >= total:
             status = "finished"
-        elif _recent(path / "metrics.jsonl"):
+        elif proc is None and _recent(path / "metrics.jsonl"):
             status = "active"  # written to by a process this studio did not start
         elif steps:
             status = "stopped"
@@ -185,14 +185,14 @@ class RunIndex:
             raise StudioError(f"A run {name!r} exists already; resume it or choose another name.", 409)
         args = ["--config", preset, "--out", str(out), "--no-progress", *_settings(settings)]
         proc = self._spawn(name, args, self.root / ".studio" / f"{name}.log")
-        return {"id": name, "command": proc.command[2:], "pid": proc.popen.pid}
+        return {"id": name, "command": ["python", *proc.command[1:]], "pid": proc.popen.pid}
 
     def resume(self, run_id: str, steps: int | None = None) -> dict[str, Any]:
         path = self.path(run_id)
         args = ["--resume", str(path), "--no-progress"] + ([f"steps={int(steps)}"] if steps else [])
         log = (self.root / ".studio" / f"{run_id.replace('/', '_')}.log") if self.root else path / "studio.log"
         proc = self._spawn(run_id, args, log)
-        return {"id": run_id, "command": proc.command[2:], "pid": proc.popen.pid}
+        return {"id": run_id, "command": ["python", *proc.command[1:]], "pid": proc.popen.pid}
 
     def stop(self, run_id: str) -> dict[str, Any]:
         """SIGINT to a training process this studio started: it stops after the step with a checkpoint."""
