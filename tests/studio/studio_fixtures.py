@@ -21,12 +21,13 @@ def build_runs(base: Path) -> Path:
     root = base / "runs"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GANFORGE_OFFLINE", "1")
-        ganforge.train(tiny_config(data, steps=6, ema_decay=0.9), root / "dcgan")
+        ganforge.train(tiny_config(data, steps=60, ema_decay=0.9, log_every=10, sample_every=30, ckpt_every=30),
+                       root / "dcgan")
         ganforge.train(tiny_config(data, model="cgan", steps=4, n_samples=20,
                                    model_options={**SMALL, "cond": "projection"}), root / "cgan")
         p2p = ganforge.resolve_config(flags={
-            "model": "pix2pix", "data": "edges2fashion", "data_root": str(data), "image_size": 32, "steps": 3,
-            "batch_size": 4, "log_every": 1, "sample_every": 3, "ckpt_every": 3, "n_samples": 4, "progress": False,
+            "model": "pix2pix", "data": "edges2fashion", "data_root": str(data), "image_size": 32, "steps": 30,
+            "batch_size": 4, "log_every": 10, "sample_every": 30, "ckpt_every": 30, "n_samples": 4, "progress": False,
             "model_options": {"netG": "unet_32", "ngf": 8, "ndf": 8}})
         ganforge.train(p2p, root / "p2p")
     return root

@@ -53,8 +53,8 @@ def refused(response, status: int, words: str) -> None:
 def test_runs_are_listed_with_status_and_kind(client):
     runs = {r["id"]: r for r in client.get("/api/runs").json()["runs"]}
     assert set(runs) == {"dcgan", "cgan", "p2p"}
-    assert runs["dcgan"]["status"] == "finished" and runs["dcgan"]["step"] == 6 == runs["dcgan"]["total_steps"]
-    assert runs["dcgan"]["checkpoints"] == [3, 6] and runs["dcgan"]["pipeline"] == "noise"
+    assert runs["dcgan"]["status"] == "finished" and runs["dcgan"]["step"] == 60 == runs["dcgan"]["total_steps"]
+    assert runs["dcgan"]["checkpoints"] == [30, 60] and runs["dcgan"]["pipeline"] == "noise"
     assert runs["p2p"]["pipeline"] == "translation" and runs["dcgan"]["img_per_s"] > 0
     d = client.get("/api/run", params={"run": "cgan"}).json()
     assert d["info"]["num_classes"] == 10 and d["info"]["nz"] == 16 and d["info"]["image_shape"] == [1, 28, 28]
@@ -79,11 +79,11 @@ def test_generate_is_ganforge_sample(client, studio_data):  # noqa: F811
     assert info(r)["command"] == "ganforge sample dcgan --n 16 --seed 3 --out samples.png" and info(r)["ema"]
     raw = client.get("/api/generate", params={"run": "dcgan", "n": 16, "seed": 3, "ema": "raw"})
     assert not info(raw)["ema"] and not np.array_equal(png(raw), png(r))
-    npz = client.get("/api/generate", params={"run": "dcgan", "n": 5, "seed": 3, "format": "npz", "ckpt": "3"})
+    npz = client.get("/api/generate", params={"run": "dcgan", "n": 5, "seed": 3, "format": "npz", "ckpt": "30"})
     assert npz.headers["content-disposition"] == 'attachment; filename="samples.npz"'
     with np.load(io.BytesIO(npz.content)) as f:
-        assert np.array_equal(f["images"], ganforge.load(studio_data["root"] / "dcgan", "3").sample(5, seed=3))
-        assert int(f["step"]) == 3
+        assert np.array_equal(f["images"], ganforge.load(studio_data["root"] / "dcgan", "30").sample(5, seed=3))
+        assert int(f["step"]) == 30
 
 
 def test_generate_by_seeds_with_class_and_truncation(client, studio_data):  # noqa: F811
@@ -212,10 +212,10 @@ def test_monitor_metrics_events_and_sample(client, studio_data):  # noqa: F811
         text = s.read().decode()
     events = [(b.split("\n")[0][7:], json.loads(b.split("\n")[1][6:])) for b in text.strip().split("\n\n")]
     assert [d for e, d in events if e == "row"] == rows
-    assert ("sample", {"name": "step_00000006.png", "step": 6}) in events
+    assert ("sample", {"name": "step_00000060.png", "step": 60}) in events
     assert events[-1][0] == "end" and [d for e, d in events if e == "status"][-1]["status"] == "finished"
     r = client.get("/api/run/sample.png", params={"run": "dcgan"})
-    assert r.content == (run / "samples" / "step_00000006.png").read_bytes()
+    assert r.content == (run / "samples" / "step_00000060.png").read_bytes()
 
 
 def toy_frame_shape(tmp_path, data: str, **flags) -> tuple[int, int]:

@@ -186,7 +186,7 @@ def test_monitor_page_lists_runs_and_draws_curves(page, server, screens):
     expect(rows).to_have_count(3)
     blank = page.eval_on_selector("#mon-loss", "c => c.toDataURL()")
     page.click("#mon-runs tr[data-run=dcgan]")
-    expect(page.locator("#mon-info")).to_contain_text("finished: step 6/6")
+    expect(page.locator("#mon-info")).to_contain_text("finished: step 60/60")
     page.wait_for_function("document.querySelector('#mon-sample').naturalWidth > 0")
     assert page.eval_on_selector("#mon-loss", "c => c.toDataURL()") != blank
     expect(page.locator("#mon-runs tr[data-run=dcgan] .status")).to_have_text("finished")

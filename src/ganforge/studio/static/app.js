@@ -32,6 +32,10 @@ async function loadImage(img, url, options) {
   if (img.dataset.url) URL.revokeObjectURL(img.dataset.url);
   img.dataset.url = URL.createObjectURL(blob);
   await new Promise((resolve) => { img.onload = resolve; img.onerror = resolve; img.src = img.dataset.url; });
+  if (img.dataset.zoom) {  // small grids shown larger, by a whole factor (pixelated)
+    const k = Math.max(1, Math.floor(Number(img.dataset.zoom) / img.naturalWidth));
+    img.style.width = `${img.naturalWidth * k}px`;
+  }
   const info = JSON.parse(r.headers.get("X-Info") || "{}");
   info.roundTripMs = Math.round(performance.now() - t0);
   img.dataset.ms = info.roundTripMs;
