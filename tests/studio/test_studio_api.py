@@ -52,7 +52,7 @@ def refused(response, status: int, words: str) -> None:
 
 def test_runs_are_listed_with_status_and_kind(client):
     runs = {r["id"]: r for r in client.get("/api/runs").json()["runs"]}
-    assert set(runs) == {"dcgan", "cgan", "p2p"}
+    assert set(runs) == {"dcgan", "cgan", "p2p", "cycle"} and runs["cycle"]["pipeline"] == "cyclegan"
     assert runs["dcgan"]["status"] == "finished" and runs["dcgan"]["step"] == 60 == runs["dcgan"]["total_steps"]
     assert runs["dcgan"]["checkpoints"] == [30, 60] and runs["dcgan"]["pipeline"] == "noise"
     assert runs["p2p"]["pipeline"] == "translation" and runs["dcgan"]["img_per_s"] > 0
@@ -190,6 +190,20 @@ def test_translate_upload_and_held_out(client, studio_data):  # noqa: F811
     refused(upload(client, b"not an image at all"), 400, "not an image")
     refused(upload(client, png_file(Image.fromarray(pic)), run="dcgan"), 400, "does not translate")
     refused(upload(client, png_file(Image.fromarray(pic)), direction="BtoA"), 400, "one direction")
+
+
+def test_translate_with_a_cyclegan_in_either_direction(client, studio_data):  # noqa: F811
+    d = client.get("/api/run", params={"run": "cycle"}).json()["info"]
+    assert d["cyclegan"] and d["directions"] == ["AtoB", "BtoA"]
+    pic = np.random.default_rng(2).integers(0, 255, (32, 32), dtype=np.uint8)
+    model = ganforge.load(studio_data["root"] / "cycle")
+    for direction in ("AtoB", "BtoA"):
+        r = upload(client, png_file(Image.fromarray(pic)), run="cycle", direction=direction)
+        out = model.translate(torch.from_numpy(pic)[None, None], direction=direction)[0, 0].numpy()
+        assert info(r)["direction"] == direction and np.array_equal(png(r)[2:34, 36:68], out)
+        held = client.get("/api/translate/heldout", params={"run": "cycle", "direction": direction})
+        assert info(held)["direction"] == direction and info(held)["panels"] in (2, 3)
+    refused(upload(client, png_file(Image.fromarray(pic)), run="cycle", direction="sideways"), 400, "AtoB or BtoA")
 
 
 def test_uploads_are_limited_in_bytes_and_pixels(studio_data):  # noqa: F811

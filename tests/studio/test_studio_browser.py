@@ -183,7 +183,7 @@ def test_translate_page_shows_input_and_output(page, server, screens, tmp_path):
 def test_monitor_page_lists_runs_and_draws_curves(page, server, screens):
     open_page(page, server, "monitor")
     rows = page.locator("#mon-runs tbody tr")
-    expect(rows).to_have_count(3)
+    expect(rows).to_have_count(4)
     blank = page.eval_on_selector("#mon-loss", "c => c.toDataURL()")
     page.click("#mon-runs tr[data-run=dcgan]")
     expect(page.locator("#mon-info")).to_contain_text("finished: step 60/60")

@@ -307,23 +307,24 @@ def translate(pipe: Pipeline, image: torch.Tensor, target: torch.Tensor | None =
     if pipe.samples_from_noise:
         raise StudioError(f"{pipe.source!r} is a {pipe.name} model: it generates from noise and does not "
                           "translate images; use the Generate page.")
+    options: dict[str, Any] = {}
     if isinstance(pipe, CycleGANPipeline):
         if direction not in (None, "", "AtoB", "BtoA"):
             raise StudioError(f"Unknown direction {direction!r}; choose AtoB or BtoA.")
-        pipe.direction = direction or pipe.direction
+        direction = options["direction"] = direction or pipe.direction  # for this call only: the model is shared
     elif direction not in (None, "", "AtoB"):
         raise StudioError("A pix2pix model translates in the one direction it was trained for.")
     x = image.unsqueeze(0)
     if size is None and getattr(pipe.model_cfg, "image_size", None) and max(x.shape[-2:]) > 1024:
         size = int(pipe.model_cfg.image_size)  # very large uploads: translated at the training size
-    out = pipe.translate(x, size=size)
+    out = pipe.translate(x, size=size, **options)
     a = convert_images(x, None, out.shape[1]) if x.shape[1] != out.shape[1] else x
     tgt = None if target is None else target.unsqueeze(0)
     if tgt is not None and tgt.shape[-2:] != out.shape[-2:]:
         tgt = None
     grid, cols = paired_grid(a, out, tgt)
     info = {"input": list(image.shape), "output": list(out.shape[1:]), "panels": cols, "step": pipe.step,
-            "direction": getattr(pipe, "direction", "AtoB")}
+            "direction": direction or "AtoB"}
     return Picture(png_bytes(grid_image(grid, cols, min_width=0)), info)
 
 
