@@ -15,16 +15,16 @@ CYCLE = {"netG": "resnet_1blocks", "ngf": 4, "ndf": 8, "netD": "n_layers", "n_la
 
 
 def build_runs(base: Path) -> Path:
-    """runs/dcgan, runs/cgan (10 classes), runs/p2p (edges -> clothes, 32 x 32), runs/cycle (CycleGAN,
-    clothes <-> edges, 32 x 32); returns the runs root."""
+    """runs/dcgan (evaluated every 30 steps: a best checkpoint), runs/cgan (10 classes), runs/p2p (edges ->
+    clothes, 32 x 32), runs/cycle (CycleGAN, clothes <-> edges, 32 x 32); returns the runs root."""
     from conftest import make_idx_dataset, tiny_config
 
     data = make_idx_dataset(base / "fmnist")
     root = base / "runs"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GANFORGE_OFFLINE", "1")
-        ganforge.train(tiny_config(data, steps=60, ema_decay=0.9, log_every=10, sample_every=30, ckpt_every=30),
-                       root / "dcgan")
+        ganforge.train(tiny_config(data, steps=60, ema_decay=0.9, log_every=10, sample_every=30, ckpt_every=30,
+                                   eval_every=30, eval_n=160, eval_extractor="fmnist"), root / "dcgan")
         ganforge.train(tiny_config(data, model="cgan", steps=4, n_samples=20,
                                    model_options={**SMALL, "cond": "projection"}), root / "cgan")
         p2p = ganforge.resolve_config(flags={

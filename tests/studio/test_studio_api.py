@@ -56,6 +56,12 @@ def test_runs_are_listed_with_status_and_kind(client):
     assert runs["dcgan"]["status"] == "finished" and runs["dcgan"]["step"] == 60 == runs["dcgan"]["total_steps"]
     assert runs["dcgan"]["checkpoints"] == [30, 60] and runs["dcgan"]["pipeline"] == "noise"
     assert runs["p2p"]["pipeline"] == "translation" and runs["dcgan"]["img_per_s"] > 0
+    best = runs["dcgan"]["best"]
+    assert runs["dcgan"]["has_best"] and best["name"] == "fid" and best["step"] in (30, 60)
+    assert best["value"] == min(r["eval_fid"] for r in client.get("/api/run/metrics", params={"run": "dcgan"})
+                                .json()["rows"] if "eval_fid" in r)
+    assert runs["dcgan"]["eval"]["eval_fid"] > 0 and not runs["cgan"]["has_best"]
+    assert info(client.get("/api/generate", params={"run": "dcgan", "ckpt": "best", "n": 1}))["step"] == best["step"]
     d = client.get("/api/run", params={"run": "cgan"}).json()
     assert d["info"]["num_classes"] == 10 and d["info"]["nz"] == 16 and d["info"]["image_shape"] == [1, 28, 28]
     assert client.get("/api/run", params={"run": "p2p"}).json()["info"]["input_nc"] == 1

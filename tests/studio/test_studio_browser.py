@@ -184,13 +184,21 @@ def test_monitor_page_lists_runs_and_draws_curves(page, server, screens):
     open_page(page, server, "monitor")
     rows = page.locator("#mon-runs tbody tr")
     expect(rows).to_have_count(4)
-    blank = page.eval_on_selector("#mon-loss", "c => c.toDataURL()")
     page.click("#mon-runs tr[data-run=dcgan]")
     expect(page.locator("#mon-info")).to_contain_text("finished: step 60/60")
     page.wait_for_function("document.querySelector('#mon-sample').naturalWidth > 0")
-    assert page.eval_on_selector("#mon-loss", "c => c.toDataURL()") != blank
+    colour = """(c, rgb) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] === rgb[0] && d[i + 1] === rgb[1] && d[i + 2] === rgb[2]) n++;
+        return n; }"""
+    assert page.eval_on_selector("#mon-loss", colour, [0x21, 0x66, 0xac]) > 50  # the loss_D curve (blue)
+    assert page.eval_on_selector("#mon-loss", colour, [0xb2, 0x18, 0x2b]) > 50  # loss_G (red)
+    assert page.eval_on_selector("#mon-d", colour, [0x1b, 0x78, 0x37]) > 50  # D(x) (green)
+    assert natural_size(page, "#mon-sample") == Image.open(_ROOT["runs"] / "dcgan" / "samples.png").size
     expect(page.locator("#mon-runs tr[data-run=dcgan] .status")).to_have_text("finished")
     expect(page.locator("#mon-runs tr[data-run=dcgan] button")).to_have_text("Resume")
+    cells = page.locator("#mon-runs tr[data-run=dcgan] td")
+    expect(cells.nth(6)).to_contain_text("fid ")  # the evaluation numbers
+    expect(cells.nth(7)).to_contain_text("fid ")  # the best checkpoint: metric, value @ step
     assert "fmnist-demo" in page.inner_text("#mon-presets")
     page.screenshot(path=str(screens / "monitor.png"), full_page=True)
 

@@ -247,8 +247,8 @@ const monitor = {
     monitor.refresh();
   },
   draw() {
-    const keys = Object.keys(monitor.rows.at(-1) || {});
-    const losses = keys.filter((k) => k.startsWith("loss_"));
+    const keys = new Set(monitor.rows.flatMap((r) => Object.keys(r)));  // evaluation rows have no losses
+    const losses = [...keys].filter((k) => k.startsWith("loss_")).sort();
     const colors = ["#2166ac", "#b2182b", "#1b7837", "#762a83", "#e08214"];
     drawChart($("#mon-loss"), monitor.rows, losses.map((k, i) => [k, colors[i % colors.length]]));
     drawChart($("#mon-d"), monitor.rows, [["D_real", "#1b7837"], ["D_fake", "#762a83"]]);
