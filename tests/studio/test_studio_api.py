@@ -323,3 +323,17 @@ def test_memory_does_not_grow_over_500_requests(studio_data):  # noqa: F811
         growth = process.memory_info().rss - before
     print(f"500 requests: RSS grew {growth / 2**20:.1f} MiB over the last 450 ({seconds:.1f} s)")
     assert growth < 20 * 2**20
+
+
+def test_gan_lab_frame_shows_every_clicked_point(client, monkeypatch):
+    # a user's points are tiled to 20,000; a frame once took every 20th, which for 5 points is one point 1000 times
+    import ganforge.tasks.toy as toy_task
+
+    shown = {}
+    original = toy_task.draw_frame_2d
+    monkeypatch.setattr(toy_task, "draw_frame_2d", lambda path, real, *a, **k: (shown.setdefault("real", real),
+                                                                                original(path, real, *a, **k)))
+    points = [[-1.5, 1.0], [-1.1, 0.8], [0.6, -0.8], [1.0, -1.0], [0.9, 1.2]]
+    client.post("/api/lab/config", json={"data": "points", "points": points})
+    png(client.get("/api/lab/frame.png"))
+    assert len(np.unique(shown["real"], axis=0)) == 5
