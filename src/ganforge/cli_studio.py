@@ -51,5 +51,7 @@ def run(args: argparse.Namespace) -> int:
         print(warning, file=sys.stderr)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"ganforge studio: http://{shown}:{args.port}/  (Ctrl-C to quit)", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    # open event streams (the monitor) would hold a Ctrl-C for ever; training processes it started are then
+    # stopped with a checkpoint by the app's shutdown
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=3)
     return 0

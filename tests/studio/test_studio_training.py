@@ -82,8 +82,7 @@ def test_the_command_line_serves_the_app_and_warns_off_localhost(monkeypatch, ca
     import uvicorn
 
     served = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, log_level: served.update(app=app, host=host,
-                                                                                          port=port))
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **kw: served.update(app=app, host=host, port=port))
     assert main(["studio", "--runs-root", str(tmp_path), "--port", "7999"]) == 0
     assert served["host"] == "127.0.0.1" and served["port"] == 7999
     assert "warning" not in capsys.readouterr().err
@@ -93,3 +92,35 @@ def test_the_command_line_serves_the_app_and_warns_off_localhost(monkeypatch, ca
     assert main(["studio", str(tmp_path / "missing")]) == 2
     assert "No run folder at" in capsys.readouterr().err
     assert main(["studio", "--port", "0"]) == 2
+
+
+def test_ganforge_studio_serves_the_page_and_quits_on_ctrl_c(tmp_path):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "ganforge", "studio", "--runs-root", str(tmp_path), "--port",
+                             str(port)], stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        def page():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    return r.read().decode()
+            except OSError:
+                return None
+
+        html = wait_for(page, 60, "the studio to answer")
+        assert "<title>ganforge studio</title>" in html and "/static/app.js" in html
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/app.js", timeout=5) as r:
+            assert b"EventSource" in r.read()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 0, err
+    assert f"ganforge studio: http://127.0.0.1:{port}/" in err
