@@ -233,3 +233,42 @@ def test_gan_lab_trains_live_and_steps_each_player(page, server, screens):
     page.click("#lab-step")
     expect(page.locator("#lab-info")).to_contain_text("step 1 ")
     page.screenshot(path=str(screens / "lab-points.png"), full_page=True)
+
+
+def test_conditional_runs_get_class_controls_and_blend(page, server, screens):
+    open_page(page, server, "generate")
+    page.select_option("#gen-form select[name=run]", "dcgan")
+    expect(page.locator("#gen-form label.cond")).to_be_hidden()  # an unconditional run: no class to choose
+    page.select_option("#gen-form select[name=run]", "cgan")
+    expect(page.locator("#gen-form label.cond")).to_be_visible()
+    page.select_option("#gen-form select[name=cls]", label="Sandal")
+    page.check("#gen-form input[value=seeds]")
+    page.fill("#gen-form input[name=seeds]", "0-3")
+    page.click("#gen-go")
+    expect(page.locator("#gen-info")).to_contain_text("4 images")
+    model = ganforge.load(_ROOT["runs"] / "cgan")
+    import torch
+
+    want = latent.render(model, latent.z_from_seeds([0, 1, 2, 3], 16), torch.full((4,), 5))
+    got = pixels(page, "#gen-img")
+    assert np.array_equal(got[2:30, 2:30], want[0, 0].numpy()) and np.array_equal(got[32:60, 32:60], want[3, 0].numpy())
+    page.goto(f"{server}/#latent")
+    page.wait_for_selector("body[data-ready='1']")
+    page.select_option("#lat-form select[name=run]", "cgan")
+    expect(page.locator("#lat-form fieldset.cond")).to_be_visible()
+    page.fill("#lat-form input[name=seeds]", "3,4")
+    page.press("#lat-form input[name=seeds]", "Tab")
+    page.select_option("#lat-blend-a", label="Trouser")
+    page.select_option("#lat-blend-b", label="Sneaker")
+    page.check("#lat-blend-on")
+    page.locator("#lat-blend").focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")  # 0.3 of the way from Trouser to Sneaker
+    expect(page.locator("#lat-cmd")).to_contain_text("--classes 1,7 --seed 3 --steps 10")
+    blend = latent.interpolate_classes(model, [1, 7], seeds=[3], steps=10)
+    want = blend.images["grid"][0, 3, 0].numpy()
+    end = time.monotonic() + 10  # the frames of the three presses arrive in turn; the last one must be this
+    while not np.array_equal(pixels(page, "#lat-img", 10)[:28, :28], want):
+        assert time.monotonic() < end, "the class blend at 0.3 was not shown"
+        time.sleep(0.1)
+    page.screenshot(path=str(screens / "latent-classes.png"), full_page=True)
