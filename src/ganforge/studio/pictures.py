@@ -290,7 +290,7 @@ def latent_frame(models: Models, pipe: Pipeline, run_id: str, ckpt: str, seeds: 
     elif last == "blend" and blend:
         cmd = (f"ganforge latent interpolate {q} --classes {blend.replace(' ', '')} --seed {keys[0]} --steps 10"
                f"{common} --out pictures")
-        where = "interpolate_classes.png (the blend at steps of 0.1)"
+        where = "interpolate_classes.png, the blend at steps of 0.1 (seed = the first seed, interpolation position 0)"
     else:
         cmd = (f"ganforge latent interpolate {q} --seeds {','.join(map(str, keys))} --steps {steps} --mode {mode}"
                f"{cls_flag}{common} --out pictures")
