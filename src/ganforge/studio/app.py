@@ -77,7 +77,8 @@ def read_upload(data: bytes, max_pixels: int) -> torch.Tensor:
     except StudioError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise StudioError("The image expands to too many pixels (a decompression bomb); it is refused.", 413) from None
+        raise StudioError(f"The image claims far more pixels than the studio takes (at most {max_pixels:,}): a "
+                          "decompression bomb or an oversized image, refused unread.", 413) from None
     except Exception:  # noqa: BLE001 - Pillow raises many types on bad data
         raise StudioError("The upload is not an image this studio can read (PNG, JPEG, BMP, GIF, WebP).") from None
     im = im.convert("L") if im.mode in ("1", "L", "I;16", "I", "F", "LA") else im.convert("RGB")
