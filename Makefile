@@ -6,12 +6,12 @@ PY     := $(VENV)/bin/python
 FMNIST := /usr/share/datasets/fashion-mnist
 DEMO_OUT ?= runs/demo
 
-.PHONY: demo test env data lint bench clean
+.PHONY: demo test env data browser lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,export,notebooks]'
+	$(PY) -m pip install --quiet -e '.[dev,export,notebooks,studio,studio-test]'
 	touch $@
 
 env: $(VENV)/.installed
@@ -23,12 +23,19 @@ data:
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
 	fi
 
+# Chromium for the studio's browser tests (Playwright drives Debian's build; its own download is not used).
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; \
+	fi
+
 demo: env data
 	rm -rf $(DEMO_OUT)
 	$(VENV)/bin/ganforge train --config fmnist-demo --out $(DEMO_OUT)
 	@echo "Pictures: $(DEMO_OUT)/samples.png, $(DEMO_OUT)/progress.gif, $(DEMO_OUT)/losses.png"
 
-test: env data
+test: env data browser
 	$(PY) -m pytest -q
 
 lint: env

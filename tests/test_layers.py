@@ -62,6 +62,7 @@ LAYERS: dict[str, tuple[int, ...]] = {
     "cli": (11,),
     "cli_latent": (11,),
     "cli_export": (11,),
+    "cli_studio": (11,),
     "studio": (11,),
     "__main__": (11,),
     "__init__": (11,),  # ganforge/__init__.py: the package face, which re-exports the API

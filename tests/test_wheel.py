@@ -53,6 +53,7 @@ def test_wheel_installs_and_trains(tmp_path):
     (wheel,) = dist.glob("ganforge-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "ganforge/presets/fmnist-demo.yaml" in names
+    assert {"ganforge/studio/static/index.html", "ganforge/studio/static/app.js"} <= set(names)
     assert any(n.startswith("ganforge/metrics/weights/") and n.endswith(".safetensors") for n in names)
     assert not any(n.startswith(("tests/", "benchmarks/", "examples/")) for n in names)
 

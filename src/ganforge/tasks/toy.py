@@ -210,7 +210,11 @@ class ToyGANTask(GANTask):
             if ref > 0:  # the 90th percentile arrow is 8% of the box wide; none longer than 1.5x that
                 cap = np.minimum(1.0, 1.5 * ref / np.maximum(length, 1e-30))[:, None]
                 arrows = grads * (0.08 * (x1 - x0) / ref) * cap
-            real = scene.target.points[:: max(1, len(scene.target.points) // 1000)]
+            # a random 1000 (fixed seed), not every k-th: a user's file tiled to N_POINTS repeats with its own
+            # period, and a stride that is a multiple of it showed one point over and over
+            pick = np.random.default_rng(0).choice(len(scene.target.points), min(1000, len(scene.target.points)),
+                                                   replace=False)
+            real = scene.target.points[np.sort(pick)]
             draw_frame_2d(path, real, pts.cpu().numpy(), d, self.d_kind, lines.reshape(MESH_SIDE, MESH_SIDE, 2),
                           pts[:N_ARROWS_2D].cpu().numpy(), arrows, lo_hi, title)
         with open(Path(path).parent.parent / "toy_metrics.jsonl", "a") as f:
