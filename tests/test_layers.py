@@ -48,6 +48,7 @@ LAYERS: dict[str, tuple[int, ...]] = {
     "checkpoint": (0, 5),
     "models": (1,),
     "losses": (2,),
+    "style": (2,),  # Gram matrix, style losses and feature networks (fast-style's task uses them)
     "data": (3,),
     "viz": (4,),
     "metrics": (5,),
