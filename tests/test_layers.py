@@ -58,10 +58,12 @@ LAYERS: dict[str, tuple[int, ...]] = {
     "latent": (9,),  # a module or a package
     "translate": (9,),
     "export": (9,),
+    "style_transfer": (9,),  # ganforge.stylize: the Gatys optimisation and its record
     "api": (10,),
     "cli": (11,),
     "cli_latent": (11,),
     "cli_export": (11,),
+    "cli_style": (11,),
     "studio": (11,),
     "__main__": (11,),
     "__init__": (11,),  # ganforge/__init__.py: the package face, which re-exports the API
