@@ -83,7 +83,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the noise start")
     p.add_argument("--network-seed", type=int, default=0, help="seed of the random network's filters")
     p.add_argument("--random-sizes", metavar="K1,K2,...", help="filter sizes of the random network (default 3,5,7,11)")
-    p.add_argument("--random-filters", type=int, help="filters per size of the random network (default 128)")
+    p.add_argument("--random-filters", type=int, help="filters per size of the random network (default 32)")
     p.add_argument("--frames", type=int, default=30, help="pictures of the optimisation in the GIF (default 30)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--force", action="store_true", help="replace existing output files")

@@ -11,7 +11,9 @@ with F_l the feature maps of layer l and G_l their Gram matrix (:mod:`ganforge.s
 styles are blended by the weighted mean of their Gram matrices. ``preserve_color`` is luminance-only
 transfer (Gatys et al. 2017): content and styles are turned into their YIQ luminance (the styles' matched to
 the content's mean and standard deviation), the transfer runs on those gray images, and the result's
-luminance is put together with the content's I and Q. After every update x is clamped to [0, 1].
+luminance is put together with the content's I and Q. x is clamped to [0, 1] after every Adam step (as the
+TF tutorial does) and once at the end for L-BFGS (clamping between L-BFGS steps moves x under its curvature
+estimate; measured, the loss then rose instead of falling).
 
 One *iteration* is one evaluation of the loss and its gradient (L-BFGS's closure call, Adam's step), as the
 PyTorch tutorial counts its 300. L-BFGS runs with a strong Wolfe line search, whose last search may take a
@@ -30,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import GanforgeError
-from ..style.features import FEATURES, POOLS, build_features
+from ..style.features import FEATURES, POOLS, RANDOM_FILTERS, RANDOM_SIZES, build_features
 from ..style.losses import gram, luminance, match_luminance, rgb_to_yiq, total_loss, yiq_to_rgb
 
 OPTIMIZERS = ("lbfgs", "adam")
@@ -47,7 +49,7 @@ class StyleSettings:
     pool: str = "max"  # max | avg (Gatys et al. 2016 use avg) for the VGG networks
     network_seed: int = 0  # seed of the random network's filters
     random_sizes: tuple[int, ...] | None = None  # filter sizes of the random network (default 3, 5, 7, 11)
-    random_filters: int | None = None  # filters per size of the random network (default 128)
+    random_filters: int | None = None  # filters per size of the random network (default 32)
     size: int = 256  # longest side of the output (the content is resized to it; textures are size x size)
     content_layers: tuple[str, ...] | None = None  # default: the network's (vgg19 relu4_2)
     style_layers: tuple[str, ...] | None = None  # default: the network's (vgg19 relu1_1 .. relu5_1)
@@ -82,8 +84,8 @@ class StyleSettings:
             raise GanforgeError("Texture synthesis (--content none) cannot start from the content image; use --init "
                                 "noise or style.")
         if s.network == "random":
-            s.random_sizes = tuple(s.random_sizes or spec.options.get("sizes") or (3, 5, 7, 11))
-            s.random_filters = int(s.random_filters or 128)
+            s.random_sizes = tuple(s.random_sizes or RANDOM_SIZES)
+            s.random_filters = int(s.random_filters or RANDOM_FILTERS)
             if s.random_filters < 1 or any(int(k) < 1 for k in s.random_sizes):
                 raise GanforgeError("The random network needs positive filter sizes and a positive number of filters.")
             names = tuple(f"k{k}" for k in s.random_sizes)
@@ -141,6 +143,7 @@ class StyleResult:
     settings: StyleSettings  # resolved
     seconds: float
     record: dict[str, Any] = field(default_factory=dict)
+    final: dict[str, float] = field(default_factory=dict)  # the loss terms of the returned picture (clamped)
 
 
 def resize_longest(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -230,17 +233,25 @@ def stylize_images(content: torch.Tensor | None, styles: list[torch.Tensor],
 
     snapshot(0)
 
-    def evaluate() -> torch.Tensor:
-        feats = net(x, layers)
-        loss, terms = total_loss(feats, content_targets, style_targets, layer_weights, s.content_weight,
-                                 s.style_weight, s.tv_weight, x)
-        row = {"iteration": len(history) + 1, "total": float(loss.detach())}
+    def evaluate_terms() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return total_loss(net(x, layers), content_targets, style_targets, layer_weights, s.content_weight,
+                          s.style_weight, s.tv_weight, x)
+
+    def _row(evaluated, iteration: int) -> dict[str, float]:
+        loss, terms = evaluated
+        row = {"iteration": iteration, "total": float(loss.detach())}
         if "content" in terms:
             row["content"] = s.content_weight * float(terms["content"])
         for k in s.style_layers:
             row[f"style_{k}"] = s.style_weight * layer_weights[k] * float(terms[f"style_{k}"])
         if "tv" in terms:
             row["tv"] = s.tv_weight * float(terms["tv"])
+        return row
+
+    def evaluate() -> torch.Tensor:
+        evaluated = evaluate_terms()
+        loss = evaluated[0]
+        row = _row(evaluated, len(history) + 1)
         if not math.isfinite(row["total"]):
             raise GanforgeError(f"The loss became {row['total']} at iteration {row['iteration']}; lower the weights "
                                 "or the learning rate.")
@@ -265,9 +276,7 @@ def stylize_images(content: torch.Tensor | None, styles: list[torch.Tensor],
             before = len(history)
             opt.param_groups[0]["max_iter"] = min(20, s.iterations - before)
             opt.param_groups[0]["max_eval"] = min(25, s.iterations - before)
-            opt.step(closure)
-            with torch.no_grad():
-                x.clamp_(0, 1)
+            opt.step(closure)  # not clamped between steps: that moves x under L-BFGS's curvature estimate
             _progress(before, progress, history, s.iterations)
             if len(history) == before:  # converged: L-BFGS evaluates nothing more
                 break
@@ -281,10 +290,13 @@ def stylize_images(content: torch.Tensor | None, styles: list[torch.Tensor],
             with torch.no_grad():
                 x.clamp_(0, 1)
             _progress(before, progress, history, s.iterations)
+    with torch.no_grad():
+        x.clamp_(0, 1)
+        final = _row(evaluate_terms(), len(history))  # the loss of the picture that is returned
     if frame_its[-1] != len(history):
         snapshot(len(history))
     seconds = time.perf_counter() - t0
-    return StyleResult(to_uint8_image(output()), frames, frame_its, history, s, seconds)
+    return StyleResult(to_uint8_image(output()), frames, frame_its, history, s, seconds, final=final)
 
 
 def _progress(before: int, progress, history, total: int) -> None:

@@ -50,7 +50,7 @@ class FastStyleOptions:
     pool: str = "max"  # max | avg pooling of the VGG networks
     network_seed: int = 0  # seed of the random network's filters
     random_sizes: tuple[int, ...] | None = None  # filter sizes of the random network (default 3, 5, 7, 11)
-    random_filters: int | None = None  # filters per size of the random network (default 128)
+    random_filters: int | None = None  # filters per size of the random network (default 32)
     content_layers: tuple[str, ...] | None = None  # default: the network's (random k3, vgg16 relu2_2)
     style_layers: tuple[str, ...] | None = None  # default: the network's (random: every size)
     content_weight: float | None = None  # default 1 (random) or 1e5 (vgg)
