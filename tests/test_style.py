@@ -83,6 +83,7 @@ def test_lbfgs_and_adam_lower_the_total_loss(optimizer):
     result = ganforge.stylize(_photo(), [_stripes()], optimizer=optimizer, iterations=30, **SMALL)
     h = result.history
     assert 30 <= len(h) <= 30 + 25 and h[-1]["total"] < 0.5 * h[0]["total"]  # L-BFGS: a line search may overrun
+    assert result.final["total"] < 0.5 * h[0]["total"]  # the written picture, clamped to [0, 1]
     assert set(h[0]) >= {"iteration", "total", "style_k3", "style_k5"}
     assert result.image.dtype == torch.uint8 and tuple(result.image.shape) == (3, 17, 24)  # longest side 24
     if optimizer == "adam":  # the TF tutorial's TV term is on by default with Adam

@@ -10,7 +10,6 @@ fast-style pipeline).
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -122,40 +121,13 @@ def run(args: argparse.Namespace) -> int:
             last[0] = now
             print(f"ganforge: iteration {it}/{total}, loss {row['total']:.4g}", file=sys.stderr)
 
-    from .style_transfer import StyleSettings
-
-    resolved = StyleSettings(**settings).resolved(content is not None, len(styles))
-    result = stylize(content, styles, out=args.out, force=args.force, progress=progress,
-                     command=_command(content, styles, resolved, args.out), **settings)
+    result = stylize(content, styles, out=args.out, force=args.force, progress=progress, **settings)
     h = result.history
     out = Path(args.out)
     print(f"Wrote {out} ({result.image.shape[2]}x{result.image.shape[1]}), {out.with_suffix('.gif')}, "
           f"{out.with_name(out.stem + '_losses.png')} and {out.with_suffix('.json')}: {len(h)} iterations in "
-          f"{result.seconds:.1f} s, loss {h[0]['total']:.4g} -> {h[-1]['total']:.4g}")
+          f"{result.seconds:.1f} s, loss {h[0]['total']:.4g} -> {result.final['total']:.4g}")
     return 0
-
-
-def _command(content, styles, s, out) -> str:
-    """The command line that makes the same picture again, every setting spelled out."""
-    def csv(values) -> str:
-        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
-
-    parts = ["ganforge", "stylize", *([content] if content else ["--content", "none"]), *styles, "--out", str(out),
-             "--network", s.network, "--size", str(s.size), "--content-weight", f"{s.content_weight:g}",
-             "--style-weight", f"{s.style_weight:g}", "--tv-weight", f"{s.tv_weight:g}", "--optimizer", s.optimizer,
-             "--iterations", str(s.iterations), "--lr", f"{s.lr:g}", "--init", s.init, "--seed", str(s.seed),
-             "--style-layers", csv(s.style_layers), "--style-layer-weights", csv(s.style_layer_weights),
-             "--style-blend", csv(s.style_blend), "--frames", str(s.frames)]
-    if s.content_layers:
-        parts += ["--content-layers", csv(s.content_layers)]
-    if s.network == "random":
-        parts += ["--network-seed", str(s.network_seed), "--random-sizes", csv(s.random_sizes),
-                  "--random-filters", str(s.random_filters)]
-    else:
-        parts += ["--pool", s.pool] + (["--weights", s.weights] if s.weights else [])
-    if s.preserve_color:
-        parts.append("--preserve-color")
-    return shlex.join(parts)
 
 
 def _run_fast(args: argparse.Namespace) -> int:

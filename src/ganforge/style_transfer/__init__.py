@@ -20,7 +20,7 @@ import torch
 from ..data.folders import read_image
 from ..errors import GanforgeError
 from .optimize import INITS, OPTIMIZERS, StyleResult, StyleSettings, stylize_images
-from .record import check_outputs, file_sha256, make_record, output_paths, write_result
+from .record import check_outputs, command_line, file_sha256, make_record, output_paths, write_result
 
 
 def read_rgb(path: str | Path, what: str = "image") -> torch.Tensor:
@@ -64,8 +64,9 @@ def stylize(content: str | Path | np.ndarray | torch.Tensor | None, styles, out:
     inputs = {"content": c_path, "styles": [p for _, p in loaded],
               "sha256": {p: file_sha256(p) for p in [c_path] + [p for _, p in loaded] if p}}
     result.record = make_record(result, inputs)
-    if command:
-        result.record["command"] = command
+    if command or (all(p for _, p in loaded) and (content is None or c_path)):  # files: the command remakes it
+        result.record["command"] = command or command_line(c_path, [p for _, p in loaded], result.settings,
+                                                           out if out is not None else "OUT.png")
     if paths is not None:
         write_result(result, paths, result.record)
     return result

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import platform
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,29 @@ def plot_history(history: list[dict[str, float]], path: Path, title: str = "") -
     fig.tight_layout()
     write_atomic(path, lambda p: fig.savefig(p, dpi=100))
     plt.close(fig)
+
+
+def command_line(content, styles, s, out) -> str:
+    """The ``ganforge stylize`` command that makes the same picture again, every setting spelled out."""
+    def csv(values) -> str:
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+    parts = ["ganforge", "stylize", *([content] if content else ["--content", "none"]), *styles, "--out", str(out),
+             "--network", s.network, "--size", str(s.size), "--content-weight", f"{s.content_weight:g}",
+             "--style-weight", f"{s.style_weight:g}", "--tv-weight", f"{s.tv_weight:g}", "--optimizer", s.optimizer,
+             "--iterations", str(s.iterations), "--lr", f"{s.lr:g}", "--init", s.init, "--seed", str(s.seed),
+             "--style-layers", csv(s.style_layers), "--style-layer-weights", csv(s.style_layer_weights),
+             "--style-blend", csv(s.style_blend), "--frames", str(s.frames)]
+    if s.content_layers:
+        parts += ["--content-layers", csv(s.content_layers)]
+    if s.network == "random":
+        parts += ["--network-seed", str(s.network_seed), "--random-sizes", csv(s.random_sizes),
+                  "--random-filters", str(s.random_filters)]
+    else:
+        parts += ["--pool", s.pool] + (["--weights", s.weights] if s.weights else [])
+    if s.preserve_color:
+        parts.append("--preserve-color")
+    return shlex.join(parts)
 
 
 def make_record(result: StyleResult, inputs: dict[str, Any]) -> dict[str, Any]:
