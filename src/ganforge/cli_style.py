@@ -77,6 +77,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--optimizer", default="lbfgs", help="lbfgs (default) | adam")
     p.add_argument("--iterations", type=int, help="loss evaluations (default 300 lbfgs, 1000 adam)")
     p.add_argument("--lr", type=float, help="learning rate (default 1 lbfgs, 0.02 adam)")
+    p.add_argument("--adam-eps", type=float, default=0.1, help="Adam's epsilon (default 0.1, the TF tutorial's)")
     p.add_argument("--init", help="start from: content (default) | noise | style")
     p.add_argument("--preserve-color", action="store_true", help="luminance-only transfer (Gatys et al. 2017)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise start")
@@ -111,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
         style_layer_weights=_floats(args.style_layer_weights, "--style-layer-weights"),
         content_weight=args.content_weight, style_weight=args.style_weight,
         style_blend=_floats(args.style_blend, "--style-blend"), tv_weight=args.tv_weight, optimizer=args.optimizer,
-        iterations=args.iterations, lr=args.lr, init=args.init, preserve_color=args.preserve_color, seed=args.seed,
+        iterations=args.iterations, lr=args.lr, adam_eps=args.adam_eps, init=args.init,
+        preserve_color=args.preserve_color, seed=args.seed,
         frames=args.frames, device=args.device)
     last = [0.0]
 

@@ -11,10 +11,15 @@ with F_l the feature maps of layer l and G_l their Gram matrix (:mod:`ganforge.s
 styles are blended by the weighted mean of their Gram matrices. ``preserve_color`` is luminance-only
 transfer (Gatys et al. 2017): content and styles are turned into their YIQ luminance (the styles' matched to
 the content's mean and standard deviation), the transfer runs on those gray images, and the result's
-luminance is put together with the content's I and Q. x is clamped to [0, 1] after every Adam step (as the
-TF tutorial does) and, for L-BFGS, at the start of every evaluation (as the PyTorch tutorial does) and at the
-end. Measured at 128 px, 100 iterations: clamping after each L-BFGS step made the loss rise (33.8 -> 113.6);
-clamping only at the end left a written picture of loss 0.81; clamping in every evaluation 0.39.
+luminance is put together with the content's I and Q.
+
+Keeping x in [0, 1]: Adam changes x itself and clamps it after every step, as the TF tutorial does. L-BFGS
+changes u with x = sigmoid(u) (u starts at logit(x), x clamped to [0.001, 0.999]), so that every picture it
+evaluates lies in (0, 1) and its line search sees the function it minimises. Measured on the default run
+(256 px, random network, 300 iterations): clamping inside every evaluation as the PyTorch tutorial does
+stalled at loss 0.92 after 26 evaluations (a clamped point is not the one the line search asked for);
+clamping only at the end wrote a picture of loss 1.72 (0.20 before the clamp); see the README for this
+parametrisation's figures.
 
 One *iteration* is one evaluation of the loss and its gradient (L-BFGS's closure call, Adam's step), as the
 PyTorch tutorial counts its 300. L-BFGS runs with a strong Wolfe line search, whose last search may take a
@@ -62,6 +67,7 @@ class StyleSettings:
     optimizer: str = "lbfgs"  # lbfgs | adam
     iterations: int | None = None  # loss evaluations (default 300 for lbfgs, 1000 for adam)
     lr: float | None = None  # default 1 for lbfgs, 0.02 for adam (TF tutorial, with beta1 0.99, eps 0.1)
+    adam_eps: float = 0.1  # Adam's epsilon (the TF tutorial's 0.1 was chosen for its loss scale; see the README)
     init: str | None = None  # content | noise | style (default content; noise without a content image)
     preserve_color: bool = False  # luminance-only transfer (Gatys et al. 2017)
     seed: int = 0  # seed of the noise start
@@ -122,6 +128,8 @@ class StyleSettings:
         for name in ("size", "iterations", "frames"):
             if getattr(s, name) < 1:
                 raise GanforgeError(f"{name} must be a positive integer, got {getattr(s, name)!r}.")
+        if not s.adam_eps > 0:
+            raise GanforgeError(f"adam_eps must be positive, got {s.adam_eps!r}.")
         if not s.lr > 0:
             raise GanforgeError(f"lr must be positive, got {s.lr!r}.")
         if any(w < 0 for w in s.style_layer_weights):
@@ -217,16 +225,27 @@ def stylize_images(content: torch.Tensor | None, styles: list[torch.Tensor],
         x = torch.rand(shape, generator=g).to(device)
     else:
         x = F.interpolate(style_images[0], size=shape[-2:], mode="bilinear", antialias=True, align_corners=False)
-    x = x.clamp(0, 1).contiguous().requires_grad_(True)
+    x = x.clamp(0, 1).contiguous()
+    if s.optimizer == "lbfgs":  # L-BFGS changes u, the picture is sigmoid(u): always in (0, 1), nothing to clamp
+        u = torch.logit(x.clamp(1e-3, 1 - 1e-3)).requires_grad_(True)
+
+        def picture() -> torch.Tensor:
+            return torch.sigmoid(u)
+    else:
+        x.requires_grad_(True)
+
+        def picture() -> torch.Tensor:
+            return x
 
     history: list[dict[str, float]] = []
     frames, frame_its = [], []
     every = max(1, s.iterations // s.frames)
 
     def output() -> torch.Tensor:
+        pic = picture().detach()
         if chroma is None:
-            return x.detach()
-        return yiq_to_rgb(torch.cat([rgb_to_yiq(x.detach())[:, :1], chroma], 1)).clamp(0, 1)
+            return pic
+        return yiq_to_rgb(torch.cat([rgb_to_yiq(pic)[:, :1], chroma], 1)).clamp(0, 1)
 
     def snapshot(it: int) -> None:
         frames.append(to_uint8_image(output()))
@@ -235,8 +254,9 @@ def stylize_images(content: torch.Tensor | None, styles: list[torch.Tensor],
     snapshot(0)
 
     def evaluate_terms() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return total_loss(net(x, layers), content_targets, style_targets, layer_weights, s.content_weight,
-                          s.style_weight, s.tv_weight, x)
+        pic = picture()
+        return total_loss(net(pic, layers), content_targets, style_targets, layer_weights, s.content_weight,
+                          s.style_weight, s.tv_weight, pic)
 
     def _row(evaluated, iteration: int) -> dict[str, float]:
         loss, terms = evaluated
@@ -265,11 +285,9 @@ def stylize_images(content: torch.Tensor | None, styles: list[torch.Tensor],
     if s.optimizer == "lbfgs":
         # strong Wolfe line search: without it, lr 1 made the loss on the random network jump from 2944 to
         # 195559 within 6 evaluations (its loss scale is not VGG's, for which the tutorial's plain steps work)
-        opt: torch.optim.Optimizer = torch.optim.LBFGS([x], lr=s.lr, max_iter=20, line_search_fn="strong_wolfe")
+        opt: torch.optim.Optimizer = torch.optim.LBFGS([u], lr=s.lr, max_iter=20, line_search_fn="strong_wolfe")
 
         def closure() -> torch.Tensor:
-            with torch.no_grad():  # as the PyTorch tutorial does: every evaluation sees a picture in [0, 1]
-                x.clamp_(0, 1)
             opt.zero_grad(set_to_none=True)
             loss = evaluate()
             loss.backward()
@@ -284,7 +302,7 @@ def stylize_images(content: torch.Tensor | None, styles: list[torch.Tensor],
             if len(history) == before:  # converged: L-BFGS evaluates nothing more
                 break
     else:
-        opt = torch.optim.Adam([x], lr=s.lr, betas=(0.99, 0.999), eps=0.1)
+        opt = torch.optim.Adam([x], lr=s.lr, betas=(0.99, 0.999), eps=s.adam_eps)
         while len(history) < s.iterations:
             before = len(history)
             opt.zero_grad(set_to_none=True)
@@ -294,7 +312,8 @@ def stylize_images(content: torch.Tensor | None, styles: list[torch.Tensor],
                 x.clamp_(0, 1)
             _progress(before, progress, history, s.iterations)
     with torch.no_grad():
-        x.clamp_(0, 1)
+        if s.optimizer == "adam":
+            x.clamp_(0, 1)
         final = _row(evaluate_terms(), len(history))  # the loss of the picture that is returned
     if frame_its[-1] != len(history):
         snapshot(len(history))

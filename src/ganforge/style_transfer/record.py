@@ -85,7 +85,8 @@ def command_line(content, styles, s, out) -> str:
     parts = ["ganforge", "stylize", *([content] if content else ["--content", "none"]), *styles, "--out", str(out),
              "--network", s.network, "--size", str(s.size), "--content-weight", f"{s.content_weight:g}",
              "--style-weight", f"{s.style_weight:g}", "--tv-weight", f"{s.tv_weight:g}", "--optimizer", s.optimizer,
-             "--iterations", str(s.iterations), "--lr", f"{s.lr:g}", "--init", s.init, "--seed", str(s.seed),
+             "--iterations", str(s.iterations), "--lr", f"{s.lr:g}", "--adam-eps", f"{s.adam_eps:g}", "--init", s.init,
+             "--seed", str(s.seed),
              "--style-layers", csv(s.style_layers), "--style-layer-weights", csv(s.style_layer_weights),
              "--style-blend", csv(s.style_blend), "--frames", str(s.frames)]
     if s.content_layers:
