@@ -287,3 +287,15 @@ def test_stylize_refuses_missing_files_and_never_replaces_a_users_file(tmp_path,
     assert mine.read_bytes() == b"GIF89a" and not (tmp_path / "mine.png").exists()
     assert main(["stylize", str(style), "--out", str(tmp_path / "o.png")]) == 2
     assert "at least one style image" in one_sentence(capsys.readouterr().err)
+
+
+def test_cli_texture_synthesis_from_the_style_alone(tmp_path, capsys):
+    style = _save(_stripes(), tmp_path / "style.png")
+    out = tmp_path / "texture.png"
+    assert main(["stylize", "--content", "none", str(style), "--out", str(out), "--size", "16", "--iterations", "3",
+                 "--random-sizes", "3", "--random-filters", "4"]) == 0, capsys.readouterr().err
+    with Image.open(out) as im:
+        assert im.size == (16, 16)
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["method"] == "texture" and record["inputs"]["content"] is None
+    assert "--content none" in record["command"] and record["settings"]["content_layers"] == []
