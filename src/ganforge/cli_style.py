@@ -56,7 +56,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("stylize", help="neural style transfer: optimise a picture (Gatys) or run a fast-style "
                                               "model", formatter_class=argparse.RawDescriptionHelpFormatter,
                               epilog=f"examples:\n{examples}\n\n{_EPILOG}")
-    p.add_argument("paths", nargs="+", metavar="CONTENT STYLE [STYLE ...]",
+    p.add_argument("paths", nargs="+", metavar="IMAGE",
                    help="the content image, then one or more style images (with --content none: style images only; "
                         "with --model: the photos to stylise)")
     p.add_argument("--out", required=True, help="OUT.png (or a folder for several photos with --model)")
