@@ -5,6 +5,7 @@ model fails here until it has a tiny configuration below and passes every check.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -26,6 +27,9 @@ TINY: dict[str, dict] = {
                 "model_options": {"netG": "unet_32", "ngf": 4, "ndf": 4, "n_layers_D": 1}},
     "cyclegan": {"data": "fashion2edges", "image_size": 32, "batch_size": 2, "task_options": {"pool_size": 3},
                  "model_options": {"netG": "resnet_1blocks", "ngf": 4, "ndf": 4, "netD": "n_layers", "n_layers_D": 1}},
+    "fast-style": {"data": "fashion-mnist", "image_size": 32, "channels": 3, "batch_size": 2,
+                   "model_options": {"ngf": 4, "n_blocks": 1},
+                   "task_options": {"style": "{root}/style.png", "random_filters": 8}},
     "toy": {"data": "ring2d", "data_root": None, "batch_size": 32, "n_samples": 64,
             "model_options": {"g_hidden": [16], "d_hidden": [16]}},
 }
@@ -36,7 +40,19 @@ def tiny(name: str, root, **overrides):
               "ckpt_every": 1, "n_samples": 4, "progress": False, "device": "cpu"}
     values.update(TINY[name])
     values.update(overrides)
+    if "{root}/style.png" in str(values.get("task_options")):  # fast-style: a small style image in the data folder
+        _style_image(root / "style.png")
+        values["task_options"] = {k: v.format(root=root) if isinstance(v, str) else v
+                                  for k, v in values["task_options"].items()}
     return ganforge.resolve_config(flags=values)
+
+
+def _style_image(path):
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:24, 0:24]
+    stripes = np.stack([(xx + yy) % 8 < 4, (xx - yy) % 6 < 3, yy % 5 < 2], -1).astype(np.uint8) * 255
+    Image.fromarray(stripes).save(path)
 
 
 def _weights(run, which="latest"):
@@ -93,6 +109,10 @@ def test_model_trains_checkpoints_reloads_and_generates(name, idx_root, tmp_path
         x = torch.randint(0, 256, (2, model.input_nc, 32, 32), dtype=torch.uint8)
         y = model.translate(x)
         assert y.dtype == torch.uint8 and tuple(y.shape) == (2, model.output_nc, 32, 32)
+    elif model.kind == "stylization":
+        x = torch.randint(0, 256, (2, 3, 30, 34), dtype=torch.uint8)  # sides not multiples of 4: padded, cropped
+        y = model.stylize(x)
+        assert [tuple(im.shape) for im in y] == [(3, 30, 34)] * 2 and y[0].dtype == torch.uint8
     else:
         with pytest.raises(ganforge.GanforgeError, match="points, not images"):
             model.sample(4)

@@ -49,6 +49,7 @@ LAYERS: dict[str, tuple[int, ...]] = {
     "threads": (0, 6),
     "models": (1,),
     "losses": (2,),
+    "style": (2,),  # Gram matrix, style losses and feature networks (fast-style's task uses them)
     "data": (3,),
     "viz": (4,),
     "metrics": (5,),
@@ -58,11 +59,13 @@ LAYERS: dict[str, tuple[int, ...]] = {
     "latent": (9,),  # a module or a package
     "translation": (9,),
     "export": (9,),
+    "style_transfer": (9,),  # ganforge.stylize: the Gatys optimisation and its record
     "api": (10,),
     "cli": (11,),
     "cli_latent": (11,),
     "cli_export": (11,),
     "cli_studio": (11,),
+    "cli_style": (11,),
     "studio": (11,),
     "__main__": (11,),
     "__init__": (11,),  # ganforge/__init__.py: the package face, which re-exports the API

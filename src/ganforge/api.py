@@ -5,6 +5,7 @@
     run = ganforge.train(cfg, "runs/demo")
     model = ganforge.load("runs/demo")         # the inference object: no training task, no training config
     images = model.sample(16, seed=1)          # uint8 [16, H, W, C]
+    ganforge.stylize("photo.jpg", ["style.jpg"], out="result.png")   # neural style transfer (Gatys et al.)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .losses import LOSSES
 from .metrics.evaluation import evaluate as evaluate_samples
 from .models import MODELS, complete_options, count_parameters, model_config
 from .pipelines import Pipeline, load, resolve_device
+from .style_transfer import stylize
 from .tasks import TASKS
 from .train.run import RunResult, build_run
 from .translation import translate
@@ -258,4 +260,5 @@ def compare_toy(cfg: TrainConfig, variants: str | list[str], out: str | Path) ->
 
 
 __all__ = ["RunResult", "compare_toy", "evaluate", "info", "load", "parse_variants", "plan_resume",
-           "resolve_checkpoint", "resolve_device", "resume", "toy_config", "train", "train_toy", "translate"]
+           "resolve_checkpoint", "resolve_device", "resume", "stylize", "toy_config", "train", "train_toy",
+           "translate"]

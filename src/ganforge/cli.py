@@ -168,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_studio.add_parser(sub)
 
+    from . import cli_style
+
+    cli_style.add_parser(sub)
+
     y = sub.add_parser("toy", help="watch a GAN learn 1-D / 2-D toy data (figure 1 of Goodfellow et al., GAN Lab)",
                        formatter_class=fmt, epilog=(
                            "data: gaussian1d, mixture1d, uniform1d, ring2d, grid2d, moons2d, spiral2d, line2d, or a\n"
@@ -420,6 +424,12 @@ def _cmd_studio(args: argparse.Namespace) -> int:
     return cli_studio.run(args)
 
 
+def _cmd_stylize(args: argparse.Namespace) -> int:
+    from . import cli_style
+
+    return cli_style.run(args)
+
+
 def cmd_toy(args: argparse.Namespace) -> int:
     from .api import compare_toy, toy_config, train_toy
 
@@ -501,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
             _set_threads(args)
         return {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info,
                 "toy": cmd_toy, "translate": cmd_translate, "latent": _cmd_latent,
-                "export": _cmd_export, "studio": _cmd_studio}[args.command](args)
+                "export": _cmd_export, "studio": _cmd_studio, "stylize": _cmd_stylize}[args.command](args)
     except GanforgeError as e:
         print(f"ganforge: error: {e}", file=sys.stderr)
         return 2

@@ -66,4 +66,4 @@ def init_normal_(module: nn.Module, std: float = 0.02) -> None:
             nn.init.zeros_(m.bias)
 
 
-from . import cgan, cyclegan, dcgan, mlp, pix2pix, toy  # noqa: E402,F401  (registers the models)
+from . import cgan, cyclegan, dcgan, mlp, pix2pix, toy, transformer_net  # noqa: E402,F401  (registers the models)

@@ -9,7 +9,8 @@ config. Each registered model names its pipeline (``ModelSpec.pipeline``):
 * ``noise`` (:class:`NoisePipeline`): G(z) or G(z, y) -> images (gan, dcgan, cgan);
 * ``translation`` (:class:`TranslationPipeline`): G(A) -> B (pix2pix);
 * ``cyclegan`` (:class:`CycleGANPipeline`): G_A(A) -> B or G_B(B) -> A, chosen by its ``direction``;
-* ``points`` (:class:`PointsPipeline`): G(z) -> points of 1-D / 2-D toy data.
+* ``points`` (:class:`PointsPipeline`): G(z) -> points of 1-D / 2-D toy data;
+* ``stylization`` (:class:`StylizationPipeline`): G(photo) -> the photo in the trained style (fast-style).
 
 The latent tools, ``ganforge sample / translate / eval``, export and the studio call only these.
 """
@@ -29,12 +30,14 @@ PIPELINES: Registry[type[Pipeline]] = Registry("pipeline")
 
 from .cyclegan import CycleGANPipeline  # noqa: E402
 from .noise import NoisePipeline, PointsPipeline  # noqa: E402
+from .stylization import StylizationPipeline  # noqa: E402
 from .translation import TranslationPipeline  # noqa: E402
 
 PIPELINES.register("noise", NoisePipeline)
 PIPELINES.register("points", PointsPipeline)
 PIPELINES.register("translation", TranslationPipeline)
 PIPELINES.register("cyclegan", CycleGANPipeline)
+PIPELINES.register("stylization", StylizationPipeline)
 
 
 def pipeline_for(model: str, model_cfg, nets, ema=None, settings: dict | None = None,
@@ -75,5 +78,5 @@ def load(path: str | Path, which: str = "latest", device: str | torch.device = "
     return pipe
 
 
-__all__ = ["PIPELINES", "CycleGANPipeline", "NoisePipeline", "Pipeline", "PointsPipeline", "TranslationPipeline",
-           "load", "pipeline_for", "resolve_device"]
+__all__ = ["PIPELINES", "CycleGANPipeline", "NoisePipeline", "Pipeline", "PointsPipeline", "StylizationPipeline",
+           "TranslationPipeline", "load", "pipeline_for", "resolve_device"]

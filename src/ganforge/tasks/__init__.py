@@ -127,4 +127,4 @@ class Task:
 
 TASKS: Registry[type[Task]] = Registry("task")
 
-from . import cyclegan, gan, pix2pix, toy  # noqa: E402,F401  (registers the tasks)
+from . import cyclegan, fast_style, gan, pix2pix, toy  # noqa: E402,F401  (registers the tasks)

@@ -1,0 +1,92 @@
+"""Fast style transfer's inference object: a trained TransformerNet G (the ``fast-style`` model) applied
+to photos in one forward pass each.
+
+Sizes: sides that are not multiples of 4 are padded by reflection (edge replication where an image is
+too small) and the output is cropped back; ``size`` resizes each image so that its longest side is
+``size`` first (the output keeps that size). G's outputs are clamped to [-1, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import convert_images
+from ..errors import GanforgeError
+from ..viz import to_uint8
+from .base import Pipeline, TensorSpec
+
+
+class StylizationPipeline(Pipeline):
+    """uint8 images in, uint8 stylised images out (``stylize`` / calling it); float [-1, 1] with ``generate``."""
+
+    kind = "stylization"
+    samples_from_noise = False
+    multiple = 4
+
+    def _no_noise(self, *args, **kwargs):
+        raise GanforgeError(f"{self.source!r} is a fast-style model: it stylises input images rather than sampling "
+                            "noise; use ganforge stylize --model RUN PHOTO.jpg --out OUT.png.")
+
+    sample = sample_batch = fixed_inputs = inputs = class_index = _no_noise
+
+    def forward(self, net: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """G(A) clamped: A [N, 3, H, W] in [-1, 1], H and W multiples of 4 -> [N, 3, H, W] in [-1, 1]."""
+        return net(inputs["A"]).clamp(-1, 1)
+
+    def generate(self, inputs: dict[str, torch.Tensor], ema: bool | None = None,
+                 net: nn.Module | None = None) -> torch.Tensor:
+        net = net if net is not None else self.generator(ema)
+        return self.forward(net, {"A": inputs["A"].to(next(net.parameters()).device)})
+
+    def _run(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % self.multiple, (-w) % self.multiple
+        if ph or pw:
+            pad_mode = "reflect" if ph < h and pw < w else "replicate"
+            x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), mode=pad_mode)
+        y = self.forward(net, {"A": x.to(self.device)})
+        return to_uint8(y[..., ph // 2:ph // 2 + h, pw // 2:pw // 2 + w])
+
+    @torch.no_grad()
+    def stylize(self, images: torch.Tensor | list[torch.Tensor], size: int | None = None,
+                ema: bool | None = None) -> list[torch.Tensor]:
+        """uint8 [N, C, H, W] (or a list of [C, H, W] of any sizes; gray is repeated to RGB) -> a list of
+        uint8 [3, H', W'] stylised images, one forward pass each."""
+        if isinstance(images, torch.Tensor):
+            if images.dtype != torch.uint8 or images.dim() != 4:
+                raise GanforgeError(f"Images to stylise must be uint8 [N, C, H, W], got {images.dtype} "
+                                    f"{list(images.shape)}.")
+            images = list(images)
+        if size is not None and size < 1:
+            raise GanforgeError(f"size must be a positive integer, got {size}.")
+        net = self.generator(ema)
+        was_training = net.training
+        net.eval()
+        out = []
+        try:
+            for im in images:
+                x = convert_images(im[None], None, 3).float().div(127.5).sub(1.0)
+                if size is not None:
+                    h, w = x.shape[-2:]
+                    hw = (max(1, round(h * size / max(h, w))), max(1, round(w * size / max(h, w))))
+                    x = F.interpolate(x, size=hw, mode="bilinear", antialias=True, align_corners=False).clamp(-1, 1)
+                out.append(self._run(net, x)[0])
+        finally:
+            net.train(was_training)
+        return out
+
+    __call__ = stylize
+
+    # ------------------------------------------------------------------ signature
+    def input_specs(self) -> list[TensorSpec]:
+        return [TensorSpec("A", (-1, 3, -1, -1), "float32", (-1.0, 1.0), dynamic=(0, 2, 3))]
+
+    def output_spec(self) -> TensorSpec:
+        return TensorSpec("B", (-1, 3, -1, -1), "float32", (-1.0, 1.0), dynamic=(0, 2, 3))
+
+    def example_inputs(self, n: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
+        size = int(getattr(self.model_cfg, "image_size", 32) or 32)
+        g = torch.Generator().manual_seed(seed)
+        return {"A": torch.rand(n, 3, size, size, generator=g) * 2 - 1}
