@@ -239,5 +239,5 @@ def test_unknown_arch_and_non_positive_widths():
 
 def test_unknown_model_lists_the_registered_ones():
     assert {"dcgan", "gan"} <= set(MODELS.names())
-    with pytest.raises(GanforgeError, match="'dcgna'.*dcgan, gan"):
+    with pytest.raises(GanforgeError, match="'dcgna'.*dcgan, fast-style, gan"):
         build_model("dcgna")
