@@ -73,3 +73,39 @@ def check_writable_parent(path: str | Path, what: str) -> None:
             if not os.access(folder, os.W_OK | os.X_OK):
                 raise GanforgeError(f"{what} {str(path)!r} cannot be written: the folder {str(folder)!r} is read-only.")
             return
+
+
+def download_checked(url: str, dest: Path, sha256_prefix: str, put_instead: str, size_note: str = "") -> Path:
+    """Download ``url`` to the file ``dest``: streamed into a temporary file beside it, its SHA-256 checked
+    against ``sha256_prefix`` before the rename, so a failed or mismatching download leaves nothing behind.
+    ``put_instead`` ends the error sentences: what the user can do instead (e.g. "pass --weights FILE")."""
+    import hashlib
+    import sys
+    import urllib.request
+
+    from .errors import GanforgeError
+
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GanforgeError(f"Cannot create the folder {str(dest.parent)!r} ({e}).") from None
+    print(f"ganforge: downloading {dest.name}{size_note} from {url} into {dest.parent}", file=sys.stderr)
+
+    def fetch(tmp: Path) -> None:
+        digest = hashlib.sha256()
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+        sha = digest.hexdigest()
+        if not sha.startswith(sha256_prefix):
+            raise GanforgeError(f"The download from {url} has SHA-256 {sha[:16]}..., not {sha256_prefix}..., so it "
+                                f"was discarded; put a good copy of {dest.name} in {dest.parent} or {put_instead}.")
+
+    try:
+        return write_atomic(dest, fetch, suffix=".part")
+    except GanforgeError:
+        raise
+    except Exception as e:  # network and disk errors come in many types
+        raise GanforgeError(f"Downloading {url} failed ({type(e).__name__}: {e}); download {dest.name} yourself "
+                            f"and put it in {dest.parent}, or {put_instead}.") from None

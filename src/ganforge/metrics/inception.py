@@ -38,8 +38,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import sys
-import urllib.request
 from pathlib import Path
 
 import torch
@@ -47,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import GanforgeError
-from ..io import cache_dir, write_atomic
+from ..io import cache_dir, download_checked
 from .features import EXTRACTORS, FeatureExtractor
 
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's name
@@ -250,32 +248,8 @@ def download_weights(dest_dir: Path | None = None) -> Path:
     renamed (:func:`ganforge.io.write_atomic`); a failed or mismatching download leaves nothing behind.
     """
     dest_dir = Path(dest_dir) if dest_dir is not None else cache_dir("weights")
-    dest = dest_dir / WEIGHTS_FILE
-    try:
-        dest_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise GanforgeError(f"Cannot create the weights directory {str(dest_dir)!r} ({e}).") from None
-    print(f"ganforge: downloading {WEIGHTS_FILE} (about 96 MB) from {WEIGHTS_URL} into {dest_dir}", file=sys.stderr)
-
-    def fetch(tmp: Path) -> None:  # a mismatching hash raises before the rename, so nothing is kept
-        digest = hashlib.sha256()
-        with open(tmp, "wb") as out, urllib.request.urlopen(WEIGHTS_URL, timeout=60) as response:
-            while chunk := response.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-        sha = digest.hexdigest()
-        if not sha.startswith(WEIGHTS_SHA256_PREFIX):
-            raise GanforgeError(f"The download from {WEIGHTS_URL} has SHA-256 {sha}, not {WEIGHTS_SHA256_PREFIX}..., "
-                                f"so it was discarded; put a good copy of {WEIGHTS_FILE} in {dest_dir}.")
-
-    try:
-        write_atomic(dest, fetch, suffix=".part")
-    except GanforgeError:
-        raise
-    except Exception as e:  # network and disk errors come in many types
-        raise GanforgeError(f"Downloading {WEIGHTS_URL} failed ({type(e).__name__}: {e}); download {WEIGHTS_FILE} "
-                            f"yourself and put it in {dest_dir}, or pass --weights PATH.") from None
-    return dest
+    return download_checked(WEIGHTS_URL, dest_dir / WEIGHTS_FILE, WEIGHTS_SHA256_PREFIX, "pass --weights PATH",
+                            " (about 96 MB)")
 
 
 def find_weights(weights: str | os.PathLike | None = None) -> Path:

@@ -17,17 +17,14 @@ Files are read with ``torch.load(weights_only=True)`` (or safetensors), never un
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import sys
-import urllib.request
 from pathlib import Path
 
 import torch
 
 from ..errors import GanforgeError
-from ..io import cache_dir, write_atomic
+from ..io import cache_dir, download_checked
 
 TORCHVISION_FILES = {"vgg19": "vgg19-dcbb9e9d.pth", "vgg16": "vgg16-397923af.pth"}
 URL_BASE = "https://download.pytorch.org/models/"
@@ -58,31 +55,7 @@ def download(url: str, dest_dir: Path | None = None) -> Path:
     the SHA-256 against the file name's hash prefix before the file is renamed into place."""
     dest_dir = Path(dest_dir) if dest_dir is not None else hub_dir()
     name = url.rstrip("/").rsplit("/", 1)[-1]
-    prefix = hash_prefix(name)
-    try:
-        dest_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise GanforgeError(f"Cannot create the weights folder {str(dest_dir)!r} ({e}).") from None
-    print(f"ganforge: downloading {name} from {url} into {dest_dir}", file=sys.stderr)
-
-    def fetch(tmp: Path) -> None:
-        digest = hashlib.sha256()
-        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-            while chunk := response.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-        sha = digest.hexdigest()
-        if not sha.startswith(prefix):
-            raise GanforgeError(f"The download from {url} has SHA-256 {sha[:16]}..., not {prefix}..., so it was "
-                                f"discarded; put a good copy of {name} in {dest_dir} or pass --weights FILE.")
-
-    try:
-        return write_atomic(dest_dir / name, fetch, suffix=".part")
-    except GanforgeError:
-        raise
-    except Exception as e:  # network and disk errors come in many types
-        raise GanforgeError(f"Downloading {url} failed ({type(e).__name__}: {e}); download {name} yourself and "
-                            f"put it in {dest_dir}, or pass --weights FILE.") from None
+    return download_checked(url, dest_dir / name, hash_prefix(name), "pass --weights FILE")
 
 
 def find_vgg_weights(arch: str, weights: str | os.PathLike | None = None) -> Path:
