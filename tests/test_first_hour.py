@@ -185,7 +185,7 @@ def test_threads_auto_leaves_busy_cores_alone_and_bad_counts_are_one_sentence(mo
     try:
         monkeypatch.delenv("OMP_NUM_THREADS")
         monkeypatch.setattr(threads, "cpu_cores", lambda: 2)
-        monkeypatch.setattr(os, "getloadavg", lambda: (1.2, 1.0, 1.0))  # another program keeps one core busy
+        monkeypatch.setattr(threads, "busy_cores", lambda: 1.2)  # another program keeps one core busy
         torch.set_num_threads(2)
         assert threads.set_threads(None) == (1, "auto")
         assert threads.set_threads("2") == (2, "given")
@@ -196,6 +196,26 @@ def test_threads_auto_leaves_busy_cores_alone_and_bad_counts_are_one_sentence(mo
     assert main(["train", "--out", str(tmp_path / "r"), "--threads", "none"]) == 2
     assert "--threads must be a positive number of CPU threads or auto, got 'none'" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_busy_cores_sees_another_program_at_once():
+    import subprocess
+    import sys
+
+    from ganforge import threads
+
+    idle = threads.busy_cores(0.3)
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        import time
+
+        time.sleep(0.3)
+        busy = threads.busy_cores(0.5)
+    finally:
+        spin.kill()
+        spin.wait()
+    # one core kept busy shows within half a second (a load average takes minutes)
+    assert busy >= min(idle + 0.5, (os.cpu_count() or 1) - 0.5)
 
 
 def test_a_long_run_says_how_long_it_will_take_early(monkeypatch):

@@ -2,13 +2,15 @@
 
 PyTorch starts one intra-op thread per core. When another program keeps a core busy, those threads wait
 for each other at every operation: on a 2-core machine with one busy core, a DCGAN step ran 9-14x slower
-with 2 threads than with 1. ``auto`` takes the cores left free by the other programs (the 1-minute load
-average), at least one; an ``OMP_NUM_THREADS`` set in the environment (torchrun sets it) is respected.
+with 2 threads than with 1. ``auto`` takes the cores left free by the other programs (their CPU use over a
+quarter of a second before training starts), at least one; an ``OMP_NUM_THREADS`` set in the environment
+(torchrun sets it) is respected.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 import torch
 
@@ -23,14 +25,42 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
-def free_cores() -> int | None:
-    """Cores not kept busy by other programs (from the 1-minute load average), or None where unknown."""
+SAMPLE_SECONDS = 0.25  # how long the CPU use of the other programs is watched before training starts
+
+
+def busy_cores(seconds: float = SAMPLE_SECONDS) -> float | None:
+    """How many cores other programs keep busy now: the machine's non-idle CPU time over ``seconds``
+    (Linux /proc/stat; this process sleeps meanwhile), else the 1-minute load average, else None. The
+    load average lags by minutes (a job that just ended still counts), so it is only the fallback."""
+    def times() -> tuple[int, int] | None:
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields[:8]), idle
+
+    first = times()
+    if first is not None:
+        time.sleep(seconds)
+        second = times()
+        if second is not None and second[0] > first[0]:
+            total, idle = second[0] - first[0], second[1] - first[1]
+            return (os.cpu_count() or 1) * (total - idle) / total
     try:
-        load = os.getloadavg()[0]
+        return os.getloadavg()[0]
     except (AttributeError, OSError):
         return None
+
+
+def free_cores() -> int | None:
+    """Cores not kept busy by other programs (at least one), or None where that cannot be known."""
+    busy = busy_cores()
+    if busy is None:
+        return None
     cores = cpu_cores()
-    return max(1, min(cores, int(cores - load + 0.5)))
+    return max(1, min(cores, int(cores - busy + 0.5)))
 
 
 def parse_threads(text: str | int | None) -> int | None:
