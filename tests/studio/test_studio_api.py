@@ -198,6 +198,27 @@ def test_translate_upload_and_held_out(client, studio_data):  # noqa: F811
     refused(upload(client, png_file(Image.fromarray(pic)), direction="BtoA"), 400, "one direction")
 
 
+def test_stylize_an_uploaded_photo_with_an_uploaded_style(client):
+    rng = np.random.default_rng(3)
+    photo = rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    style = np.zeros((24, 24, 3), dtype=np.uint8)
+    style[::4] = (200, 30, 30)  # red stripes
+    files = {"content": ("p.png", png_file(Image.fromarray(photo)), "image/png"),
+             "style": ("s.png", png_file(Image.fromarray(style)), "image/png")}
+    r = client.post("/api/stylize", data={"size": 32, "iterations": 5}, files=files)
+    got = info(r)
+    assert got["size"] == [24, 32] and got["panels"] == 3 and got["iterations"] >= 5
+    assert got["loss_end"] < got["loss_start"] and got["command"].startswith("ganforge stylize")
+    # the result is ganforge.stylize's, in the third panel
+    want = ganforge.stylize(torch.from_numpy(photo).permute(2, 0, 1), [torch.from_numpy(style).permute(2, 0, 1)],
+                            size=32, iterations=5).image
+    assert np.array_equal(png(r)[2:26, 2 + 2 * 34:2 + 2 * 34 + 32], want.permute(1, 2, 0).numpy())
+    refused(client.post("/api/stylize", data={"size": 999}, files=files), 400, "between 16 and 256")
+    refused(client.post("/api/stylize", data={"iterations": 0}, files=files), 400, "between 1 and 300")
+    bad = {**files, "style": ("s.png", b"not an image", "image/png")}
+    refused(client.post("/api/stylize", files=bad), 400, "not an image")
+
+
 def test_translate_with_a_cyclegan_in_either_direction(client, studio_data):  # noqa: F811
     d = client.get("/api/run", params={"run": "cycle"}).json()["info"]
     assert d["cyclegan"] and d["directions"] == ["AtoB", "BtoA"]

@@ -176,7 +176,21 @@ def test_translate_page_shows_input_and_output(page, server, screens, tmp_path):
     page.click("#tr-held")
     expect(page.locator("#tr-info")).to_contain_text("input | output | target")
     assert natural_size(page, "#tr-img") == (2 + 3 * 34, 36)
-    expect(page.locator(".note")).to_contain_text("style-transfer issue")
+    # Stylize: a photo and a style uploaded, the result drawn beside them (ganforge.stylize's picture)
+    style = tmp_path / "stripes.png"
+    stripes = np.zeros((24, 24, 3), np.uint8)
+    stripes[::4] = (200, 30, 30)
+    Image.fromarray(stripes).save(style)
+    page.set_input_files("#st-content", str(photo))
+    page.set_input_files("#st-style", str(style))
+    page.fill("#st-form input[name=size]", "32")
+    page.fill("#st-form input[name=iterations]", "5")
+    page.click("#st-go")
+    expect(page.locator("#st-info")).to_contain_text("photo | style | result 32x27", timeout=60_000)
+    want = ganforge.stylize(torch.from_numpy(arr)[None].expand(3, -1, -1).contiguous(),
+                            [torch.from_numpy(stripes).permute(2, 0, 1)], size=32, iterations=5).image
+    got = pixels(page, "#st-img")
+    assert np.array_equal(got[2:34, 2 + 2 * 29:2 + 2 * 29 + 27], want[0].numpy())  # red channel of the result
     page.screenshot(path=str(screens / "translate.png"), full_page=True)
 
 

@@ -242,6 +242,26 @@ def create_app(runs: list[str | Path] = (), runs_root: str | Path | None = "runs
 
         return _picture(await asyncio.to_thread(work, job))
 
+    async def _upload(request: Request, *files: UploadFile) -> list[torch.Tensor]:
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > len(files) * max_upload_bytes + 64 * 1024:
+            raise StudioError(f"The upload is {int(length):,} bytes; the studio takes at most "
+                              f"{max_upload_bytes:,} bytes an image.", 413)
+        images = []
+        for f in files:
+            data = await f.read(max_upload_bytes + 1)
+            if len(data) > max_upload_bytes:
+                raise StudioError(f"The upload is too large; the studio takes at most {max_upload_bytes:,} bytes "
+                                  "an image.", 413)
+            images.append(read_upload(data, max_upload_pixels))
+        return images
+
+    @app.post("/api/stylize")
+    async def stylize(request: Request, content: Annotated[UploadFile, File()], style: Annotated[UploadFile, File()],
+                      size: Annotated[int, Form()] = 128, iterations: Annotated[int, Form()] = 100) -> Response:
+        photo, painting = await _upload(request, content, style)
+        return _picture(await asyncio.to_thread(work, pictures.stylize, photo, painting, size, iterations))
+
     @app.get("/api/translate/heldout")
     def translate_heldout(run: str, index_: Annotated[int, Query(alias="index")] = 0, ckpt: str = "latest",
                           direction: str = "") -> Response:

@@ -24,7 +24,7 @@ from ..errors import GanforgeError
 from ..latent.render import check_images, model_class, seed_classes
 from ..pipelines import CycleGANPipeline, Pipeline, load
 from ..viz import grid_image
-from ..viz.columns import column_images
+from ..viz.columns import column_images, fit_cells
 from .runs import StudioError
 
 MAX_IMAGES = 256  # images per generate request
@@ -358,3 +358,29 @@ def held_out(pipe: Pipeline, index: int, direction: str | None = None) -> tuple[
             raise StudioError(f"The held-out split has {len(images)} images; index {index} is beyond it.")
         return images[index], (targets[index] if targets is not None else None)
     raise StudioError(f"No held-out split of {trained.name!r} could be read here ({last}).", 404)
+
+
+STYLIZE_MAX_SIZE = 256  # longest side of a picture stylised in the studio (the optimisation's cost grows with it)
+STYLIZE_MAX_ITERATIONS = 300
+
+
+def stylize(content: torch.Tensor, style: torch.Tensor, size: int = 128, iterations: int = 100) -> Picture:
+    """Gatys et al. on an uploaded photo and style (uint8 [C, H, W]) with ``ganforge.stylize``'s defaults
+    (L-BFGS, the offline random network): the picture content | style | result, and its losses."""
+    from ..style_transfer import stylize as run
+
+    if not 16 <= size <= STYLIZE_MAX_SIZE:
+        raise StudioError(f"The size must be between 16 and {STYLIZE_MAX_SIZE} pixels, got {size}.")
+    if not 1 <= iterations <= STYLIZE_MAX_ITERATIONS:
+        raise StudioError(f"The iterations must be between 1 and {STYLIZE_MAX_ITERATIONS}, got {iterations}.")
+    rgb = [x.expand(3, -1, -1).contiguous() if x.shape[0] == 1 else x for x in (content, style)]
+    result = run(rgb[0], [rgb[1]], size=size, iterations=iterations)
+    out = result.image
+    cells = [fit_cells([x], tuple(out.shape[-2:]), 3) for x in rgb] + [out[None]]
+    grid, cols = column_images(cells)
+    first, last = result.history[0]["total"], result.final.get("total", result.history[-1]["total"])
+    info = {"size": list(out.shape[1:]), "iterations": len(result.history), "loss_start": round(first, 6),
+            "loss_end": round(last, 6), "seconds": round(result.seconds, 2), "network": result.settings.network,
+            "panels": cols, "command": f"ganforge stylize CONTENT STYLE --size {size} --iterations {iterations} "
+                                       "--out OUT.png"}
+    return Picture(png_bytes(grid_image(grid, cols, min_width=0)), info)

@@ -188,6 +188,21 @@ const translatePage = {
   }),
 };
 
+const stylizePage = {
+  run: latest(async () => {
+    const form = $("#st-form"), content = $("#st-content").files[0], style = $("#st-style").files[0];
+    if (!content || !style) { showError("Choose a photo and a style image first."); return; }
+    const body = new FormData();
+    body.append("content", content); body.append("style", style);
+    body.append("size", form.size.value); body.append("iterations", form.iterations.value);
+    $("#st-info").textContent = "stylizing ...";
+    const info = await loadImage($("#st-img"), "/api/stylize", { method: "POST", body });
+    $("#st-info").textContent = `photo | style | result ${info.size.join("x")}: ${info.iterations} iterations, ` +
+      `loss ${info.loss_start.toPrecision(4)} -> ${info.loss_end.toPrecision(4)}, ${info.seconds} s ` +
+      `(${info.network} network) | ${info.command}`;
+  }),
+};
+
 // ---------------------------------------------------------------- Training monitor
 function drawChart(canvas, rows, series) {
   const ctx = canvas.getContext("2d"), W = canvas.width, H = canvas.height, pad = 34;
@@ -340,6 +355,7 @@ function wire() {
   }));
   $("#tr-file").addEventListener("change", () => translatePage.upload());
   $("#tr-held").addEventListener("click", () => translatePage.heldOut());
+  $("#st-go").addEventListener("click", () => stylizePage.run());
   $("#mon-runs").addEventListener("click", guard(async (e) => {
     const b = e.target.closest("button"), row = e.target.closest("tr[data-run]");
     if (b && b.dataset.stop) { await postJSON("/api/run/stop", { run: b.dataset.stop }); }
