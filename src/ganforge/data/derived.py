@@ -59,7 +59,7 @@ from ..io import warn_skipped
 from ..registry import Registry
 from . import DATASETS, LUMA, load_dataset
 from .folders import list_images, read_image, resize_square
-from .pairs import PAIRED_DATASETS, SPLITS, PairedSource, SizeRule
+from .pairs import PAIRED_DATASETS, PairedSource, SizeRule, split_folder
 
 INPAINT_FILL = 127
 FASHION_SIZE = 32
@@ -342,16 +342,6 @@ def _folder_images(folder: Path, size: int) -> tuple[torch.Tensor, list[str]]:
     return torch.from_numpy(stacked), names
 
 
-def _split_folder(folder: Path, split: str) -> Path:
-    """``folder/<split>`` when the folder has split subfolders (train, val, test), else ``folder``."""
-    present = [s for s in SPLITS if (folder / s).is_dir()]
-    if not present:
-        return folder
-    if split not in present:
-        raise GanforgeError(f"'{folder}' has no {split} split; it has: {', '.join(present)}.")
-    return folder / split
-
-
 def _fashion_source(derivation: str) -> PairedSource:
     def load(root: str | None, split: str, size_rule: SizeRule):
         sizes = size_rule(FASHION_SIZE)
@@ -387,7 +377,7 @@ def derived_source(source: str, derivation: str) -> tuple[PairedSource, str]:
     folder = Path(source).expanduser()
     if folder.is_dir():
         def load_folder(root: str | None, split: str, size_rule: SizeRule):
-            B, names = _folder_images(_split_folder(folder, split), size_rule(PHOTO_SIZE).load)
+            B, names = _folder_images(split_folder(folder, split), size_rule(PHOTO_SIZE).load)
             return derive(derivation, B), B, names
 
         return PairedSource(load_folder), f"{derivation}:{source}"

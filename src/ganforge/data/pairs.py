@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
+from ..errors import GanforgeError
 from ..registry import Registry
 
 SPLITS = ("train", "val", "test")
@@ -40,3 +42,13 @@ class PairedSource:
 
 
 PAIRED_DATASETS: Registry[PairedSource] = Registry("paired dataset")
+
+
+def split_folder(folder: Path, split: str) -> Path:
+    """``folder/<split>`` when the folder has split subfolders (train, val, test), else ``folder`` itself."""
+    present = [s for s in SPLITS if (folder / s).is_dir()]
+    if not present:
+        return folder
+    if split not in present:
+        raise GanforgeError(f"'{folder}' has no {split} split; it has: {', '.join(present)}.")
+    return folder / split

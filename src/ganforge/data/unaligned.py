@@ -51,7 +51,7 @@ from . import convert_images, load_dataset
 from .derived import FASHION_SIZE, PHOTO_CROPS, PHOTO_SIZE, derive, edges, fashion_images, photo_crops
 from .download import archive_url, download_dataset, published_dataset
 from .folders import IMAGE_EXTENSIONS, list_images, read_image, resize_square
-from .pairs import SPLITS, SizeRule, Sizes
+from .pairs import SPLITS, SizeRule, Sizes, split_folder
 
 JITTER = 286 / 256  # load_size / crop_size of the reference (resize to 286, random crop 256)
 DIRECTIONS = ("AtoB", "BtoA")
@@ -254,16 +254,6 @@ def translation_split(source: str, split: str = "test", root: str | None = None,
 # folders
 
 
-def _split_dir(folder: Path, split: str) -> Path:
-    """``folder/<split>`` when the folder has split subfolders, else the folder itself."""
-    present = [s for s in SPLITS if (folder / s).is_dir()]
-    if not present:
-        return folder
-    if split not in present:
-        raise GanforgeError(f"'{folder}' has no {split} split; it has: {', '.join(present)}.")
-    return folder / split
-
-
 def find_unaligned_layout(folder: Path, split: str) -> tuple[Path, Path]:
     """(dir_A, dir_B) of ``split`` in ``folder``: <split>A/<split>B, <split>/A and <split>/B, or A/ and B/."""
     folder = Path(folder)
@@ -278,7 +268,7 @@ def find_unaligned_layout(folder: Path, split: str) -> tuple[Path, Path]:
             raise GanforgeError(f"'{folder}' has no {split} split; it has: {', '.join(found)}.")
         return found[split]
     if (folder / "A").is_dir() and (folder / "B").is_dir():
-        return _split_dir(folder / "A", split), _split_dir(folder / "B", split)
+        return split_folder(folder / "A", split), split_folder(folder / "B", split)
     raise GanforgeError(f"'{folder}' holds neither trainA/ and trainB/ (the CycleGAN layout) nor A/ and B/ "
                         "folders; give two folders as A_DIR,B_DIR instead.")
 
@@ -316,8 +306,8 @@ def read_two_domains(dir_a: Path, dir_b: Path, split: str, size_rule: SizeRule, 
                      ) -> Domains:
     """Domains from two folders (each its ``<split>`` subfolder when it has split subfolders); B is stored
     at the size chosen from A's first image."""
-    A, names_A, sizes = read_domain(_split_dir(Path(dir_a), split), size_rule, channels)
-    B, names_B, _ = read_domain(_split_dir(Path(dir_b), split), lambda _own: sizes, channels)
+    A, names_A, sizes = read_domain(split_folder(Path(dir_a), split), size_rule, channels)
+    B, names_B, _ = read_domain(split_folder(Path(dir_b), split), lambda _own: sizes, channels)
     return Domains(A, B, names_A, names_B)
 
 

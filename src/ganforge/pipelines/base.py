@@ -13,6 +13,20 @@ from ..config import DataConfig, apply_values
 from ..errors import GanforgeError
 
 
+def run_padded(fn, x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """``fn(x)`` for a fully convolutional network whose sides must be multiples of ``multiple``: x is padded
+    by reflection (replication when a side is too short to reflect), run, and cropped back to its size."""
+    import torch.nn.functional as F
+
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if not (ph or pw):
+        return fn(x)
+    pad_mode = "reflect" if ph < h and pw < w else "replicate"
+    y = fn(F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), mode=pad_mode))
+    return y[..., ph // 2:ph // 2 + h, pw // 2:pw // 2 + w]
+
+
 def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     """auto -> cuda (the process's local rank under torchrun) if available, else mps, else cpu."""
     if name == "auto":

@@ -15,7 +15,7 @@ from torch import nn
 from ..data import convert_images
 from ..errors import GanforgeError
 from ..viz import to_uint8
-from .base import Pipeline, TensorSpec
+from .base import Pipeline, TensorSpec, run_padded
 
 
 class StylizationPipeline(Pipeline):
@@ -41,13 +41,7 @@ class StylizationPipeline(Pipeline):
         return self.forward(net, {"A": inputs["A"].to(next(net.parameters()).device)})
 
     def _run(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        ph, pw = (-h) % self.multiple, (-w) % self.multiple
-        if ph or pw:
-            pad_mode = "reflect" if ph < h and pw < w else "replicate"
-            x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), mode=pad_mode)
-        y = self.forward(net, {"A": x.to(self.device)})
-        return to_uint8(y[..., ph // 2:ph // 2 + h, pw // 2:pw // 2 + w])
+        return to_uint8(run_padded(lambda t: self.forward(net, {"A": t.to(self.device)}), x, self.multiple))
 
     @torch.no_grad()
     def stylize(self, images: torch.Tensor | list[torch.Tensor], size: int | None = None,

@@ -25,7 +25,7 @@ from torch import nn
 from ..data import convert_images
 from ..errors import GanforgeError
 from ..viz import to_uint8
-from .base import Pipeline, TensorSpec
+from .base import Pipeline, TensorSpec, run_padded
 
 INFERENCE_MODES = ("reference", "eval")
 
@@ -129,15 +129,7 @@ class TranslationPipeline(Pipeline):
 
     # ------------------------------------------------------------------ uint8 images
     def _run(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        ph, pw = (-h) % self.multiple, (-w) % self.multiple
-        if ph or pw:
-            pad_mode = "reflect" if ph < h and pw < w else "replicate"
-            x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), mode=pad_mode)
-        y = net(x.to(self.device))
-        if ph or pw:
-            y = y[..., ph // 2:ph // 2 + h, pw // 2:pw // 2 + w]
-        return to_uint8(y)
+        return to_uint8(run_padded(lambda t: net(t.to(self.device)), x, self.multiple))
 
     @torch.no_grad()
     def translate(self, images: torch.Tensor, size: int | None = None, batch_size: int = 16,
