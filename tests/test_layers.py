@@ -63,6 +63,8 @@ LAYERS: dict[str, tuple[int, ...]] = {
     "api": (10,),
     "cli": (11,),
     "cli_latent": (11,),
+    "cli_eval": (11,),
+    "cli_translate": (11,),
     "cli_export": (11,),
     "cli_studio": (11,),
     "cli_style": (11,),

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .config import PRECISIONS, preset_names
+from .threads import add_threads_option
 
 
 def _registry_text() -> str:
@@ -37,11 +38,6 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"ganforge: error: {message.rstrip('.')} (see {self.prog} --help).\n")
 
 
-def _add_threads(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", metavar="N|auto", help="CPU threads for PyTorch (default auto: the cores that "
-                        "other programs leave free; OMP_NUM_THREADS is respected)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = Parser(prog="ganforge", description="Train, sample and inspect GANs.",
@@ -67,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", help=f"preset name ({', '.join(preset_names())}) or YAML file")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR where it stopped")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_threads(t)
+    add_threads_option(t)
 
     s = sub.add_parser("sample", help="generate images from a run or checkpoint")
     s.add_argument("source", metavar="RUN_DIR|CHECKPOINT")
@@ -81,80 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--class", dest="label", metavar="NAME|INDEX",
                    help="conditional models: every image of this class (default: one row per class)")
     s.add_argument("--device", default="cpu")
-    _add_threads(s)
+    add_threads_option(s)
 
-    e = sub.add_parser("eval", help="FID, KID, IS, precision/recall, density/coverage of a run or of samples",
-                       formatter_class=fmt, epilog=(
-                           "Prints a short table (--json: one JSON object; a run's result is also appended to\n"
-                           "its metrics.jsonl). The reference\n"
-                           "features of a dataset are cached; the real-vs-real FID (train vs test, same N) is\n"
-                           "printed beside every FID as the floor. Extractors: fmnist (offline, default for\n"
-                           "small grayscale images), inception (the standard FID network; --weights or cache)."))
-    e.add_argument("source", metavar="RUN_DIR|SAMPLES.npz|IMAGE_DIR")
-    e.add_argument("--against", help="DATASET name, IMAGE_DIR or FID STATS.npz (default: the run's dataset)")
-    e.add_argument("--metrics", default="fid", help="comma-separated: fid,kid,is,pr,dc (default fid)")
-    e.add_argument("--extractor", help="fmnist | inception | a registered name (default by image size)")
-    e.add_argument("--n", type=int, help="generated images (default 10000 for a run; all for files)")
-    e.add_argument("--ckpt", default="latest", help="latest | best | STEP")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--weights", help="extractor weights file")
-    e.add_argument("--split", default="train", help="reference split of a dataset (default train)")
-    e.add_argument("--data-root", help="folder holding the reference dataset files")
-    e.add_argument("--ema", dest="ema", action="store_true", default=None)
-    e.add_argument("--no-ema", dest="ema", action="store_false")
-    e.add_argument("--device", default="cpu")
-    e.add_argument("--batch-size", type=int, default=100)
-    e.add_argument("--json", action="store_true", help="print the whole result as one JSON object (no table)")
-    _add_threads(e)
+    from . import cli_eval, cli_translate
 
-    r = sub.add_parser("translate", help="translate images with a pix2pix or CycleGAN run, or reference generators",
-                       formatter_class=fmt, epilog=(
-                           "Examples:\n"
-                           "  ganforge translate runs/e2f --split test --out out/   (the run's held-out pairs)\n"
-                           "  ganforge translate runs/facades photos/ --out out/    (a file or a folder)\n"
-                           "  ganforge translate --from-reference latest_net_G.pth --netG unet_256 in/ --out out/\n"
-                           "  ganforge translate runs/f2e --split test --direction BtoA --out out/   (CycleGAN: G_B)\n"
-                           "  ganforge translate --from-reference latest_net_G_A.pth horses/ --out out/  (G_B beside)\n"
-                           "Writes OUT/<name>.png per input, comparison.png (input | output | target when targets\n"
-                           "exist; CycleGAN: input | output | reconstruction [| target]) and translate.json (what\n"
-                           "ran; L1/PSNR/SSIM/FID against the targets; CycleGAN: the reconstructions' L1/PSNR/SSIM).\n"
-                           "Sizes: sides that are not multiples of 2^downs (256 for unet_256) are padded by\n"
-                           "reflection and cropped back; --size N resizes inputs first. --mode reference keeps\n"
-                           "dropout on and normalises each image with its own batch statistics, like the\n"
-                           "reference test.py; --mode eval uses running statistics and no dropout; --mode auto\n"
-                           "(default) is reference for batch-1 runs and reference checkpoints, eval otherwise."))
-    r.add_argument("paths", nargs="*", metavar="RUN_DIR|CHECKPOINT [INPUT]",
-                   help="the model (omit with --from-reference) and an image file or folder")
-    r.add_argument("--out", required=True, help="output folder")
-    r.add_argument("--split", help="translate this split of the run's paired dataset (or of --data)")
-    r.add_argument("--data", help="paired dataset name or folder for --split (default: the run's)")
-    r.add_argument("--derive", help="with --data: derive the inputs (edges, gray2color, lowres4, ...)")
-    r.add_argument("--direction", choices=("AtoB", "BtoA"),
-                   help="pix2pix: which half is the input (default: the run's); CycleGAN: AtoB = G_A (default), "
-                        "BtoA = G_B")
-    r.add_argument("--aligned", action="store_true", help="INPUT images hold A|B side by side; B is the target")
-    r.add_argument("--n", metavar="N|all", help="translate the first N images or pairs (default for --split: 500; "
-                                                 "all: every pair)")
-    r.add_argument("--size", type=int, help="resize inputs to SIZE x SIZE for the network (outputs resized back)")
-    r.add_argument("--mode", choices=("auto", "reference", "eval"), default="auto",
-                   help="auto (default): reference for batch-1 runs and --from-reference, eval otherwise")
-    r.add_argument("--seed", type=int, default=0, help="seed of the dropout noise (mode reference)")
-    r.add_argument("--no-fid", action="store_true", help="scores without FID")
-    r.add_argument("--ckpt", default="latest", help="latest | best | STEP")
-    r.add_argument("--device", default="cpu")
-    r.add_argument("--from-reference", metavar="NET_G.pth",
-                   help="a junyanz pytorch-CycleGAN-and-pix2pix generator: latest_net_G.pth (pix2pix) or "
-                        "latest_net_G_A.pth / latest_net_G_B.pth (CycleGAN; G_B is loaded too when it lies beside G_A)")
-    r.add_argument("--from-reference-B", metavar="NET_G_B.pth", help="the CycleGAN G_B (B -> A) to go with G_A")
-    r.add_argument("--netG", help="with --from-reference: unet_32|unet_64|unet_128|unet_256 (pix2pix default "
-                                  "unet_256) or resnet_9blocks|resnet_6blocks (CycleGAN default resnet_9blocks)")
-    r.add_argument("--norm", help="with --from-reference: batch | instance | none (default: batch for pix2pix, "
-                                  "instance for CycleGAN)")
-    r.add_argument("--input-nc", type=int, help="with --from-reference: channels of A (default 3; CycleGAN: read)")
-    r.add_argument("--output-nc", type=int, help="with --from-reference: channels of B (default 3; CycleGAN: read)")
-    r.add_argument("--ngf", type=int, help="with --from-reference: generator width (default 64; CycleGAN: read)")
-    r.add_argument("--no-dropout", action="store_true", help="with --from-reference: trained with --no_dropout")
-    _add_threads(r)
+    cli_eval.add_parser(sub)
+    cli_translate.add_parser(sub)
 
     from . import cli_latent
 
@@ -195,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--seed", type=int)
     y.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps (default cpu)")
     y.add_argument("--progress", action="store_true", help="show a progress bar")
-    _add_threads(y)
+    add_threads_option(y)
 
     i = sub.add_parser("info", help="print parameter counts of a model as JSON", formatter_class=fmt,
                        epilog=_registry_text())
@@ -310,100 +238,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    from .api import evaluate
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from . import cli_eval
 
-    if args.n is not None and args.n < 2:
-        from .errors import GanforgeError
-
-        raise GanforgeError(f"--n must be at least 2 for any metric, got {args.n}.")
-    result = evaluate(args.source, against=args.against, metrics=args.metrics.split(","), extractor=args.extractor,
-                      n=args.n, ckpt=args.ckpt, seed=args.seed, weights=args.weights, device=args.device,
-                      batch_size=args.batch_size, ema=args.ema, data_root=args.data_root, split=args.split,
-                      progress=not args.json)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(eval_table(result))
-    if result.get("warning"):
-        print(f"ganforge: warning: {result['warning']}.", file=sys.stderr)
-    return 0
+    return cli_eval.run(args)
 
 
-def eval_table(result: dict) -> str:
-    """``ganforge eval``'s result for people: what was measured against what, then one line a number."""
-    ref = result.get("reference") or {}
-    ref_text = {"dataset": f"{ref.get('name')} {ref.get('split')} ({ref.get('n')} images)",
-                "folder": f"the folder {ref.get('path')} ({ref.get('n')} images)",
-                "stats": f"the statistics {ref.get('path')}"}.get(ref.get("kind"), "-")
-    what = result["source"]
-    if result.get("kind") == "model":
-        what += f" at step {result.get('step')} ({'EMA' if result.get('ema') else 'raw'} weights)"
-    lines = [f"{what}: {result['n']} images against {ref_text}, extractor {result['extractor'].get('extractor')}"]
+def _cmd_translate(args: argparse.Namespace) -> int:
+    from . import cli_translate
 
-    def row(name: str, value: str) -> None:
-        lines.append(f"  {name:<16}{value}")
-
-    if "fid" in result:
-        floor = result.get("fid_real_vs_real")
-        row("FID", f"{result['fid']:.3f}" + (f"   (real vs real, the floor at this N: {floor:.3f})"
-                                             if floor is not None else "")
-            + ("   UNRELIABLE at this N" if result.get("fid_reliable") is False else ""))
-    if "kid_mean" in result:
-        row("KID", f"{result['kid_mean']:.4f} +- {result['kid_std']:.4f}")
-    if "is_mean" in result:
-        row("IS", f"{result['is_mean']:.3f} +- {result['is_std']:.3f}")
-    for key in ("precision", "recall", "density", "coverage", "class_accuracy", "fid_per_class_mean"):
-        if isinstance(result.get(key), (int, float)):
-            row(key.replace("_", " "), f"{result[key]:.3f}")
-    if isinstance(result.get("class_counts"), dict):
-        counts = sorted(result["class_counts"].items(), key=lambda kv: -kv[1])
-        top = ", ".join(f"{k} {v}" for k, v in counts[:3] if v)
-        row("classes seen", f"entropy {result['class_entropy']:.2f} of {result['class_entropy_max']:.2f}"
-            + (f"; most: {top}" if top else ""))
-    row("time", f"{result.get('time_s', 0):.1f} s")
-    if result.get("kind") == "model" and result.get("fid_reliable") is not False:
-        lines.append("Every number and the protocol (--json prints them) were added to the run's metrics.jsonl.")
-    else:
-        lines.append("Every number and the protocol: --json.")
-    return "\n".join(lines)
-
-
-def cmd_translate(args: argparse.Namespace) -> int:
-    from .errors import GanforgeError
-    from .translation import translate
-
-    paths = list(args.paths)
-    if args.from_reference or args.from_reference_B:
-        source, inputs = None, paths
-    else:
-        if not paths:
-            raise GanforgeError("Give the run folder (or checkpoint) to translate with, or --from-reference FILE.pth.")
-        source, inputs = paths[0], paths[1:]
-    if len(inputs) > 1:
-        raise GanforgeError(f"Give one input file or folder, got {len(inputs)}: {' '.join(inputs)}.")
-    n = args.n
-    if n is not None and n != "all":
-        try:
-            n = int(n)
-        except ValueError:
-            raise GanforgeError(f"--n must be a positive integer or all, got {args.n!r}.") from None
-    record = translate(source, inputs[0] if inputs else None, args.out, split=args.split, data=args.data,
-                       derive=args.derive, direction=args.direction, aligned=args.aligned, n=n, size=args.size,
-                       mode=args.mode, seed=args.seed, fid=not args.no_fid, ckpt=args.ckpt, device=args.device,
-                       from_reference=args.from_reference, from_reference_B=args.from_reference_B, netG=args.netG,
-                       norm=args.norm, input_nc=args.input_nc, output_nc=args.output_nc, ngf=args.ngf,
-                       dropout=0.0 if args.no_dropout else 0.5, progress=True)
-    if record.get("available") is not None:
-        rest = ("; --n N or --n all for more" if record["n"] < record["available"] else "")
-        print(f"Translated {record['n']} of the {record['available']:,} {args.split} pairs into {args.out}/{rest}")
-    else:
-        print(f"Translated {record['n']} images into {args.out}/")
-    if "scores" in record:
-        print(json.dumps(record["scores"]))
-    if "cycle" in record:  # CycleGAN: the reconstructions against the inputs
-        print(json.dumps({"cycle": record["cycle"]}))
-    return 0
+    return cli_translate.run(args)
 
 
 def _cmd_latent(args: argparse.Namespace) -> int:
@@ -509,8 +353,8 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("ignore")
         if hasattr(args, "threads"):
             _set_threads(args)
-        return {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info,
-                "toy": cmd_toy, "translate": cmd_translate, "latent": _cmd_latent,
+        return {"train": cmd_train, "sample": cmd_sample, "eval": _cmd_eval, "info": cmd_info,
+                "toy": cmd_toy, "translate": _cmd_translate, "latent": _cmd_latent,
                 "export": _cmd_export, "studio": _cmd_studio, "stylize": _cmd_stylize}[args.command](args)
     except GanforgeError as e:
         print(f"ganforge: error: {e}", file=sys.stderr)

@@ -92,4 +92,10 @@ def set_threads(requested: str | int | None) -> tuple[int, str]:
     return torch.get_num_threads(), "auto"
 
 
-__all__ = ["cpu_cores", "free_cores", "parse_threads", "set_threads"]
+def add_threads_option(parser) -> None:
+    """``--threads N|auto`` on an argparse parser (the commands that run networks on the CPU)."""
+    parser.add_argument("--threads", metavar="N|auto", help="CPU threads for PyTorch (default auto: the cores that "
+                        "other programs leave free; OMP_NUM_THREADS is respected)")
+
+
+__all__ = ["add_threads_option", "cpu_cores", "free_cores", "parse_threads", "set_threads"]
