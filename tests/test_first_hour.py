@@ -290,4 +290,4 @@ def test_project_a_real_image_and_use_its_latent_as_a_seed(idx_root, tmp_path, c
     again = ganforge.latent.regenerate(out / "project.json")  # the record redraws the same projection
     assert torch.equal(again.latents["projection"][0], z)
     assert main(["latent", "project", str(run), str(tmp_path / "missing.png"), "--out", str(tmp_path / "p2")]) == 2
-    assert "is not an image file to project" in capsys.readouterr().err
+    assert "does not exist or is not a file" in capsys.readouterr().err

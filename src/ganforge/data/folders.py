@@ -238,6 +238,17 @@ def list_images(root: Path) -> tuple[list[Path], list[int] | None, list[str]]:
     return _find_images(root)
 
 
+def read_image_file(path: str | Path, what: str = "image") -> np.ndarray:
+    """:func:`read_image` of one file the user named, or one sentence saying why it cannot be read."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise GanforgeError(f"The {what} {str(path)!r} does not exist or is not a file.")
+    image = read_image(path)
+    if image is None:
+        raise GanforgeError(f"The {what} {str(path)!r} cannot be read as an image (PNG, JPEG, ...).")
+    return image
+
+
 def read_image(path: Path) -> np.ndarray | None:
     """One image file at its own size as uint8 [C, H, W] (C = 1 or 3, the folder loader's conversions),
     or None when it cannot be decoded."""

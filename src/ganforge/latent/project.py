@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import LUMA, convert_images
-from ..data.folders import read_image
+from ..data.folders import read_image_file
 from ..errors import GanforgeError
 from ..io import write_atomic
 from ..viz.latent import grid_picture
@@ -42,13 +42,8 @@ LOSSES = ("pixel", "features", "pixel+features")
 def _target(model, image: str | Path | torch.Tensor | np.ndarray) -> tuple[torch.Tensor, str]:
     """The image as uint8 [1, C, S, S] in the model's channels and size, and its name."""
     if isinstance(image, (str, Path)):
-        path = Path(image).expanduser()
-        if not path.is_file():
-            raise GanforgeError(f"{str(image)!r} is not an image file to project.")
-        array = read_image(path)
-        if array is None:
-            raise GanforgeError(f"{str(image)!r} could not be read as an image.")
-        x, name = torch.from_numpy(np.array(array)), path.name
+        array = read_image_file(image, "image to project")
+        x, name = torch.from_numpy(np.array(array)), Path(image).name
     else:
         x, name = torch.as_tensor(np.asarray(image)), "array"
         if x.ndim == 3 and x.shape[-1] in (1, 3) and x.shape[0] not in (1, 3):

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.folders import read_image
+from ..data.folders import read_image_file
 from ..errors import GanforgeError
 from .optimize import INITS, OPTIMIZERS, StyleResult, StyleSettings, stylize_images
 from .record import check_outputs, command_line, file_sha256, make_record, output_paths, write_result
@@ -25,12 +25,7 @@ from .record import check_outputs, command_line, file_sha256, make_record, outpu
 
 def read_rgb(path: str | Path, what: str = "image") -> torch.Tensor:
     """An image file as uint8 [3, H, W] (gray repeated), or one sentence naming the file."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise GanforgeError(f"The {what} {str(path)!r} does not exist or is not a file.")
-    image = read_image(path)
-    if image is None:
-        raise GanforgeError(f"The {what} {str(path)!r} cannot be read as an image (PNG, JPEG, ...).")
+    image = read_image_file(path, what)
     return torch.from_numpy(np.ascontiguousarray(image)).expand(3, -1, -1).contiguous()
 
 
