@@ -157,6 +157,8 @@ class TrainConfig:
     lr_decay_start: float = 0.5  # fraction of training after which the linear decay starts
     ema_decay: float = 0.0  # EMA of generator weights (0 = off, e.g. 0.999)
     ema_start: int = 0  # step at which the EMA starts averaging (before: copies G)
+    ema_bn_batches: int = 0  # re-estimate the EMA G's batch-norm statistics from this many batches before its
+    # pictures, evaluations and checkpoints (0: keep the live G's statistics, copied every step)
     # hardware
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 needs CUDA)
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
@@ -200,7 +202,8 @@ class TrainConfig:
         for name in ("batch_size", "lr_g", "lr_d", "n_samples", "log_every", "keep_ckpts", "eval_n", "steps",
                      "epochs", "lbfgs_max_iter"):
             positive(name)
-        for name in ("sample_every", "ckpt_every", "ema_start", "eval_every", "weight_decay", "momentum"):
+        for name in ("sample_every", "ckpt_every", "ema_start", "ema_bn_batches", "eval_every", "weight_decay",
+                     "momentum"):
             positive(name, allow_zero=True)
         if self.steps is not None and self.epochs is not None:
             raise GanforgeError("Give either steps or epochs, not both.")
@@ -227,7 +230,7 @@ class TrainConfig:
 FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 DATA_FIELDS = {f.name for f in dataclasses.fields(DataConfig)}
 # names of the first release, kept at the top level: they are now task or data options
-TASK_ALIASES = ("loss", "d_steps", "gp_weight", "lambda_l1", "gan_weight")
+TASK_ALIASES = ("loss", "d_steps", "gp_weight", "lambda_l1", "gan_weight", "augment", "r1_weight")
 DATA_ALIASES = {"data_root": "root", "split": "split", "image_size": "image_size", "channels": "channels",
                 "direction": "direction", "load_size": "load_size", "flip": "flip", "derive": "derive"}
 

@@ -78,6 +78,13 @@ def gradient_penalty(
     return (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
 
 
+def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): E[||grad_x D(x)||^2] over real images ``real`` [N, ...], which must
+    require grad and be what ``real_logits`` [N] were computed from; the caller weighs it by gamma / 2."""
+    (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+    return grad.flatten(1).pow(2).sum(1).mean()
+
+
 @dataclass(frozen=True)
 class GANLoss:
     name: str

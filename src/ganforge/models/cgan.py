@@ -25,7 +25,7 @@ from torch import nn
 
 from ..errors import GanforgeError
 from . import MODELS, ModelSpec, init_normal_
-from .dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator, _base_and_ups
+from .dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator, _base_and_ups, spectral_normalize
 
 CONDITIONINGS = ("concat", "projection", "acgan")
 
@@ -92,8 +92,13 @@ class ConditionalDiscriminator(nn.Module):
         elif cond == "acgan":
             self.classifier = nn.Conv2d(ch, num_classes, base, 1, 0)
             init_normal_(self.classifier)
+        if norm == "spectral":  # the body and head are normalised already (DCGANDiscriminator)
+            for name in ("embed", "classifier"):
+                if hasattr(self, name):
+                    spectral_normalize(getattr(self, name))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        embed = self.embed.weight if self.cond == "projection" else None
         if self.cond == "concat":
             onehot = label_matrix(y, self.num_classes, x.dtype)
             planes = onehot[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
@@ -101,7 +106,7 @@ class ConditionalDiscriminator(nn.Module):
         h = self.body(x)
         out = self.head(h).view(-1)
         if self.cond == "projection":
-            e = label_matrix(y, self.num_classes, h.dtype) @ self.embed.weight.to(h.dtype)  # [N, ch]
+            e = label_matrix(y, self.num_classes, h.dtype) @ embed.to(h.dtype)  # [N, ch]
             return out + (h * e[:, :, None, None]).sum(dim=(1, 2, 3))
         return out, self.classifier(h).flatten(1)
 

@@ -43,7 +43,7 @@ class DCGANConfig:
     ndf: int = 64  # discriminator width (channels of the first layer)
     num_classes: int = 0  # 0 = unconditional (conditional variants come with the cgan model)
     arch: str = "examples"  # "examples" (pytorch/examples) or "tutorial" (TF DCGAN tutorial, 28x28)
-    d_norm: str = "batch"  # D's normalisation (examples arch): batch | layer | none; wgan-gp defaults to layer
+    d_norm: str = "batch"  # D's normalisation (examples arch): batch | layer | spectral | none; wgan-gp: layer
 
     @staticmethod
     def complete_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -96,18 +96,30 @@ class DCGANGenerator(nn.Module):
         return self.main(z.view(z.shape[0], -1, 1, 1))
 
 
-D_NORMS = ("batch", "layer", "none")
+D_NORMS = ("batch", "layer", "spectral", "none")
 
 
 def d_norm_layer(norm: str, channels: int) -> nn.Module:
-    """D's normalisation: batch norm (DCGAN), layer norm over (C, H, W) with a per-channel scale and shift
-    (GroupNorm with one group; what Gulrajani et al. 2017 advise for a critic with a gradient penalty,
-    which is per sample and so ill-defined through batch statistics), or none."""
+    """D's normalisation after a hidden convolution: batch norm (DCGAN), layer norm over (C, H, W) with a
+    per-channel scale and shift (GroupNorm with one group; what Gulrajani et al. 2017 advise for a critic
+    with a gradient penalty, which is per sample and so ill-defined through batch statistics), or none
+    (also for ``spectral``, which normalises the weights instead: :func:`spectral_normalize`)."""
     if norm == "batch":
         return nn.BatchNorm2d(channels)
     if norm == "layer":
         return nn.GroupNorm(1, channels)
     return nn.Identity()
+
+
+def spectral_normalize(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) of every convolution, linear layer and embedding in
+    ``module``: each weight is divided by its largest singular value, estimated by one power iteration
+    per training forward (``torch.nn.utils.parametrizations.spectral_norm``; the parameter count is
+    unchanged, the state dict holds the weight as ``parametrizations.weight.original`` with u and v)."""
+    for m in list(module.modules()):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
+            nn.utils.parametrizations.spectral_norm(m)
+    return module
 
 
 class DCGANDiscriminator(nn.Module):
@@ -125,6 +137,8 @@ class DCGANDiscriminator(nn.Module):
         layers += [nn.Conv2d(ch, 1, base, 1, 0, bias=False)]
         self.main = nn.Sequential(*layers)
         init_normal_(self)
+        if norm == "spectral":
+            spectral_normalize(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.main(x).view(-1)

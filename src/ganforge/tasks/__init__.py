@@ -82,6 +82,12 @@ class Task:
         critic for a gradient penalty); applied to the models that have such an option."""
         return {}
 
+    @classmethod
+    def options_for_data(cls, options: Any, n_images: int) -> Any:
+        """``options`` with the choices left to the data made (e.g. augmentation for a small folder);
+        called once the training data is loaded, and what it returns is recorded in the run."""
+        return options
+
     def plot_labels(self, model: str) -> dict[str, Any]:
         """The words of losses.png (``viz.plot_losses``'s title, score and probabilities arguments)."""
         return {"title": model}

@@ -6,16 +6,21 @@ The same task trains unconditional models (G(z), D(x)) and class-conditional one
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..augment import AUGMENT_KINDS, AdaptiveProbability, augment, parse_policy
 from ..errors import GanforgeError
-from ..losses import LOSSES, gradient_penalty
+from ..losses import LOSSES, gradient_penalty, r1_penalty
 from ..viz import save_grid, to_uint8
 from . import TASKS, Phase, Task
+
+
+SMALL_DATA = 10_000  # augment=auto augments D's inputs for data of at most this many images
 
 
 @dataclass
@@ -26,9 +31,25 @@ class GANOptions:
     d_steps: int = 1  # k: discriminator updates per generator update (the lectures' algorithm; WGAN's n_critic)
     gp_weight: float = 10.0  # gradient penalty weight for wgan-gp
     clip_value: float = 0.01  # wgan: D's weights are clamped to [-clip_value, clip_value] after each D update
+    r1_weight: float = 0.0  # gamma of the R1 penalty gamma/2 E[||grad_x D(x)||^2] on real images (Mescheder 2018)
+    # what D sees (ganforge.augment): none | diffaugment | ada | auto (diffaugment for data of at most
+    # SMALL_DATA images, the winner of benchmarks/time_to_quality.py --small 1000; else none)
+    augment: str = "auto"
+    augment_policy: str = "color,translation,cutout"  # the operations (DiffAugment's names)
+    ada_target: float = 0.6  # ada: the target of r_t = E[sign(D(real))]
+    ada_speed: int = 100_000  # ada: images for p to go from 0 to 1 (Karras et al. use 500k at their scale)
 
     def validate(self) -> None:
         LOSSES.get(self.loss)
+        if self.augment not in AUGMENT_KINDS:
+            raise GanforgeError(f"Unknown augment {self.augment!r}; choose one of: {', '.join(AUGMENT_KINDS)}.")
+        parse_policy(self.augment_policy)
+        if not self.r1_weight >= 0:
+            raise GanforgeError(f"r1_weight must be zero or positive, got {self.r1_weight!r}.")
+        if not 0 < self.ada_target < 1:
+            raise GanforgeError(f"ada_target must lie between 0 and 1, got {self.ada_target!r}.")
+        if self.ada_speed < 1:
+            raise GanforgeError(f"ada_speed must be a positive number of images, got {self.ada_speed!r}.")
         if self.d_steps < 1:
             raise GanforgeError(f"d_steps must be a positive integer, got {self.d_steps!r}.")
         if not self.gp_weight >= 0:
@@ -50,6 +71,10 @@ class GANTask(Task):
     interpolates have one label), in the G phase labels drawn uniformly from the classes. ACGAN adds
     cross-entropy of D's class logits: on real and fake images for D, on fake images for G (Odena et
     al. 2017).
+
+    What D sees can be augmented (``augment``: DiffAugment, or ADA's adaptive probability; the same
+    differentiable operations on real and fake images, in both phases), and D's loss can add the R1
+    penalty on real images (``r1_weight``).
     """
 
     ema_nets = ("G",)
@@ -61,6 +86,29 @@ class GANTask(Task):
         self.nz = pipeline.nz
         self.num_classes = pipeline.num_classes
         self.acgan = getattr(model_cfg, "cond", None) == "acgan"
+        o = self.options
+        self.augment_kind = "none" if o.augment == "auto" else o.augment  # auto unresolved: no data was seen
+        self.policy = parse_policy(o.augment_policy)
+        self.ada = AdaptiveProbability(o.ada_target, 4, o.ada_speed) if self.augment_kind == "ada" else None
+
+    @classmethod
+    def options_for_data(cls, options: GANOptions, n_images: int) -> GANOptions:
+        if options.augment != "auto":
+            return options
+        return dataclasses.replace(options, augment="diffaugment" if n_images <= SMALL_DATA else "none")
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        """What D sees of ``x``: ``x`` itself, or its augmentation (every image, or each with ADA's p)."""
+        if self.augment_kind == "none":
+            return x
+        return augment(x, self.policy, self.ada.p if self.ada is not None else 1.0)
+
+    def state_dict(self) -> dict:
+        return {"ada": self.ada.state_dict()} if self.ada is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.ada is not None and "ada" in state:
+            self.ada.load_state_dict(state["ada"])
 
     @classmethod
     def model_defaults(cls, options: GANOptions) -> dict:
@@ -116,9 +164,21 @@ class GANTask(Task):
             y_real = batch["label"] if self.num_classes else None
             with torch.no_grad():
                 fake, y_fake = self._fake(G, n, device, y_real)
-            (r, r_cls), (f, f_cls) = self._score(D, real, y_real), self._score(D, fake, y_fake)
+            r1 = self.options.r1_weight > 0
+            if r1:
+                real = real.detach().requires_grad_(True)
+            (r, r_cls), (f, f_cls) = (self._score(D, self._augment(real), y_real),
+                                      self._score(D, self._augment(fake), y_fake))
             loss = self.gan_loss.d_loss(r, f)
             logs = {"loss_D": loss.detach()}
+            if r1:
+                penalty = r1_penalty(r, real)
+                loss = loss + 0.5 * self.options.r1_weight * penalty
+                logs["r1"] = penalty.detach()
+            if self.ada is not None:
+                self.ada.observe(r)
+                logs["aug_p"] = torch.tensor(self.ada.p)
+                logs["ada_rt"] = torch.tensor(self.ada.last_rt)
             if self.acgan:
                 cls = F.cross_entropy(r_cls, y_real) + F.cross_entropy(f_cls, y_fake)
                 loss = loss + cls
@@ -133,7 +193,7 @@ class GANTask(Task):
             logs["D_fake"] = squash(f.detach()).mean()
             return loss, logs
         fake, y_fake = self._fake(G, n, device)
-        f, f_cls = self._score(D, fake, y_fake)
+        f, f_cls = self._score(D, self._augment(fake), y_fake)
         loss = self.gan_loss.g_loss(f)
         logs = {"loss_G": loss.detach()}
         if self.acgan:

@@ -1,8 +1,10 @@
-"""Exponential moving average of a network's weights (buffers are copied, not averaged)."""
+"""Exponential moving average of a network's weights (buffers are copied, not averaged), and the
+re-estimation of its batch-norm statistics for the averaged weights."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -31,3 +33,32 @@ class EMA:
             e.lerp_(p.detach(), w)
         for e, b in zip(self.module.buffers(), module.buffers(), strict=True):
             e.copy_(b)
+
+
+def has_batchnorm(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+@torch.no_grad()
+def recompute_batchnorm(module: nn.Module, forward: Callable[[nn.Module, object], object],
+                        batches: Iterable[object]) -> None:
+    """Replace the running statistics of every batch norm in ``module`` by the exact mean and variance of
+    its inputs over ``batches`` (``forward(module, batch)`` runs one), with the rest of ``module`` in eval
+    mode (so dropout and the like stay off). An EMA generator's copied statistics belong to the live
+    weights, not to the averaged ones; these belong to the weights they are used with (as SWA's bn_update
+    does for averaged weights, Izmailov et al. 2018)."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    was_training = module.training
+    module.eval()
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches
+        m.train()
+    for batch in batches:
+        forward(module, batch)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    module.train(was_training)

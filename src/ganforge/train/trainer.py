@@ -31,7 +31,7 @@ from ..metrics.evaluation import better
 from ..tasks import Phase, Task
 from ..viz import plot_losses, save_gif, to_uint8
 from .distributed import DistInfo, all_gather_object, sync_buffers, wrap_ddp
-from .ema import EMA
+from .ema import EMA, has_batchnorm, recompute_batchnorm
 from .events import Events
 from .logs import DurationNotice, MetricsFile, ProgressBar, TensorBoard
 from .optim import build_optimizer, check_phase_names, needs_closure
@@ -116,6 +116,7 @@ class Trainer:
         for net in self.raw.values():
             net.to(device=device, memory_format=memory_format)
         self.ema = {n: EMA(self.raw[n], cfg.ema_decay) for n in task.ema_nets} if cfg.ema_decay > 0 else {}
+        self._ema_stats_step = -1  # the step whose EMA batch-norm statistics were last re-estimated
         state = None
         if resume is not None:
             for name, net in self.raw.items():
@@ -202,6 +203,7 @@ class Trainer:
         """Write a checkpoint of the current step (rank 0 writes; every rank contributes its RNG and task
         state) and emit on_checkpoint. ``name`` ("best") writes a named checkpoint outside the rotation of
         the step checkpoints."""
+        self.refresh_ema_statistics()
         self._check_finite()
         state = self._state()
         if name is None:
@@ -217,6 +219,27 @@ class Trainer:
             self.last_checkpoint = path
         self.events.emit("on_checkpoint", path, self.step)
         return path
+
+    def refresh_ema_statistics(self) -> None:
+        """Re-estimate the batch-norm statistics of the EMA networks for their averaged weights
+        (``ema_bn_batches`` batches of the task's inputs, drawn from a generator seeded by the step, so
+        the training's random streams are untouched); once per step, before pictures, evaluations and
+        checkpoints."""
+        n = self.cfg.ema_bn_batches
+        if not n or self._ema_stats_step == self.step:
+            return
+        self._ema_stats_step = self.step
+        size = self.stream.batch_size
+        for name, e in self.ema.items():
+            if not has_batchnorm(e.module):
+                continue
+            seed = self.cfg.seed + 1_000_003 + self.step
+            inputs = self.task.fixed_inputs(n * size, seed)
+            count = min(len(v) for v in inputs.values())
+            order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))  # classes mixed per batch
+            batches = ({k: v[order[i:i + size]].to(self.device) for k, v in inputs.items()}
+                       for i in range(0, count, size))
+            recompute_batchnorm(e.module, lambda net, b: self.task.generate(net, b), batches)
 
     def _check_finite(self) -> None:
         """A checkpoint is only "good" if its weights are finite: refuse to write NaN/Inf weights (every
@@ -238,6 +261,7 @@ class Trainer:
         """Run the evaluator on the sample network (rank 0), log it, and keep checkpoints/best."""
         result = None
         if self.is_main:
+            self.refresh_ema_statistics()
             net = self.sample_net()
             was_training = net.training
             net.eval()
@@ -276,6 +300,7 @@ class Trainer:
 
     def write_samples(self) -> Path:
         """The task's picture of the fixed inputs at this step -> samples/step_N.png; emits on_sample."""
+        self.refresh_ema_statistics()
         net = self.sample_net()
         was_training = net.training
         net.eval()
