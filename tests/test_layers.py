@@ -49,6 +49,7 @@ LAYERS: dict[str, tuple[int, ...]] = {
     "threads": (0, 6),
     "models": (1,),
     "losses": (2,),
+    "augment": (2,),  # differentiable augmentation of what D sees (DiffAugment, ADA's p)
     "style": (2,),  # Gram matrix, style losses and feature networks (fast-style's task uses them)
     "data": (3,),
     "viz": (4,),
