@@ -44,7 +44,8 @@ def test_precedence_preset_then_flags_then_overrides():
 
 def test_flags_that_are_none_mean_not_given():
     cfg = resolve_config("fmnist-demo", flags={"batch_size": None, "steps": None, "precision": None})
-    assert cfg.batch_size == 64 and cfg.steps == load_preset("fmnist-demo")["steps"] and cfg.precision == "fp32"
+    preset = load_preset("fmnist-demo")
+    assert cfg.batch_size == 64 and cfg.steps == preset["steps"] and cfg.precision == preset["precision"] == "bf16"
 
 
 def test_model_dot_overrides_go_to_model_options_and_merge():

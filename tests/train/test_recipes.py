@@ -85,12 +85,12 @@ def test_augment_auto_augments_small_data_and_records_the_choice(idx_root, tmp_p
     small = tiny_config(idx_root, steps=2)  # 256 images
     ganforge.train(small, tmp_path / "small")
     options = json.loads((tmp_path / "small" / "config.json").read_text())["task_options"]
-    assert options["augment"] == "diffaugment"
+    assert options["augment"] == "ada"
     big = tiny_config(idx_root, steps=2)
     from ganforge.tasks.gan import GANTask, GANOptions
 
     assert GANTask.options_for_data(GANOptions(), 60000).augment == "none"
-    assert GANTask.options_for_data(GANOptions(augment="ada"), 100).augment == "ada"
+    assert GANTask.options_for_data(GANOptions(augment="diffaugment"), 100).augment == "diffaugment"
     big.task_options = {"augment": "none"}
     ganforge.train(big, tmp_path / "chosen")
     assert json.loads((tmp_path / "chosen" / "config.json").read_text())["task_options"]["augment"] == "none"

@@ -32,8 +32,9 @@ class GANOptions:
     gp_weight: float = 10.0  # gradient penalty weight for wgan-gp
     clip_value: float = 0.01  # wgan: D's weights are clamped to [-clip_value, clip_value] after each D update
     r1_weight: float = 0.0  # gamma of the R1 penalty gamma/2 E[||grad_x D(x)||^2] on real images (Mescheder 2018)
-    # what D sees (ganforge.augment): none | diffaugment | ada | auto (diffaugment for data of at most
-    # SMALL_DATA images, the winner of benchmarks/time_to_quality.py --small 1000; else none)
+    # what D sees (ganforge.augment): none | diffaugment | ada | auto (ada for data of at most SMALL_DATA
+    # images, else none: on 1000 images ada matched none where D did not overfit, and diffaugment lost;
+    # benchmarks/time_to_quality.py --small 1000)
     augment: str = "auto"
     augment_policy: str = "color,translation,cutout"  # the operations (DiffAugment's names)
     ada_target: float = 0.6  # ada: the target of r_t = E[sign(D(real))]
@@ -95,7 +96,7 @@ class GANTask(Task):
     def options_for_data(cls, options: GANOptions, n_images: int) -> GANOptions:
         if options.augment != "auto":
             return options
-        return dataclasses.replace(options, augment="diffaugment" if n_images <= SMALL_DATA else "none")
+        return dataclasses.replace(options, augment="ada" if n_images <= SMALL_DATA else "none")
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         """What D sees of ``x``: ``x`` itself, or its augmentation (every image, or each with ADA's p)."""
