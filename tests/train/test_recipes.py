@@ -179,3 +179,21 @@ def test_time_to_quality_benchmark_trains_evaluates_and_plots(idx_root, tmp_path
     assert rows[1]["step"] >= rows[0]["step"]
     assert (out / "fid_vs_time.png").stat().st_size > 10_000
     assert all((out / f"samples_{r}.png").is_file() for r in ("fmnist-demo", "plain", "sn"))
+
+
+def test_resume_makes_the_auto_choice_again_and_an_older_run_keeps_no_augmentation(idx_root, tmp_path):
+    from ganforge.tasks.gan import GANOptions, GANTask
+
+    auto = GANOptions()
+    assert GANTask.options_for_data(auto, 256, recorded={"augment": "ada", "loss": "nonsaturating"}).augment == "ada"
+    assert GANTask.options_for_data(auto, 256, recorded={"loss": "nonsaturating"}).augment == "none"
+    # torchrun's restart builds the run from the command line (augment=auto), not from config.json
+    from ganforge.train.run import build_run
+
+    cfg = tiny_config(idx_root, steps=3, ckpt_every=3)
+    ganforge.train(cfg, tmp_path / "run")
+    run = build_run(tiny_config(idx_root, steps=6, ckpt_every=3), tmp_path / "run", resume=True, write=False)
+    try:
+        assert run.task.augment_kind == "ada" and run.cfg.task_options["augment"] == "ada"
+    finally:
+        run.close()

@@ -83,9 +83,10 @@ class Task:
         return {}
 
     @classmethod
-    def options_for_data(cls, options: Any, n_images: int) -> Any:
+    def options_for_data(cls, options: Any, n_images: int, recorded: dict[str, Any] | None = None) -> Any:
         """``options`` with the choices left to the data made (e.g. augmentation for a small folder);
-        called once the training data is loaded, and what it returns is recorded in the run."""
+        called once the training data is loaded, and what it returns is recorded in the run. ``recorded``:
+        on resume, the task options the checkpoint was trained with (an older version may lack a key)."""
         return options
 
     def plot_labels(self, model: str) -> dict[str, Any]:

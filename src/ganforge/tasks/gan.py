@@ -93,9 +93,11 @@ class GANTask(Task):
         self.ada = AdaptiveProbability(o.ada_target, 4, o.ada_speed) if self.augment_kind == "ada" else None
 
     @classmethod
-    def options_for_data(cls, options: GANOptions, n_images: int) -> GANOptions:
+    def options_for_data(cls, options: GANOptions, n_images: int, recorded: dict | None = None) -> GANOptions:
         if options.augment != "auto":
             return options
+        if recorded is not None and "augment" not in recorded:  # trained by a version without augmentation
+            return dataclasses.replace(options, augment="none")
         return dataclasses.replace(options, augment="ada" if n_images <= SMALL_DATA else "none")
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:

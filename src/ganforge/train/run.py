@@ -237,9 +237,11 @@ def build_run(cfg: TrainConfig, run_dir: str | Path, resume: bool | Checkpoint =
             raise GanforgeError(f"eval_every is for models that sample from noise; evaluate {cfg.model} on held-out "
                                 "pairs with ganforge translate RUN --data DATA --split test.")
         data = load_training_data(cfg, task_cls)
-        if not ckpt:  # choices left to the data (augment=auto); a resumed run keeps the ones it recorded
-            chosen = task_cls.options_for_data(task_options(cfg), len(data))
-            cfg = dataclasses.replace(cfg, task_options=dataclasses.asdict(chosen))
+        # choices left to the data (augment=auto), made again alike on the same data when a run resumes
+        # (torchrun's restarts pass the command line's options); a run of an older version recorded none
+        recorded = ckpt.meta.get("task_options") if ckpt is not None else None
+        chosen = task_cls.options_for_data(task_options(cfg), len(data), recorded)
+        cfg = dataclasses.replace(cfg, task_options=dataclasses.asdict(chosen))
         if cfg.batch_size is None:  # the default batch, or every image of a smaller folder
             cfg = dataclasses.replace(cfg, batch_size=max(1, min(DEFAULT_BATCH, len(data) // dist.world_size)))
         task = build_task(cfg, fill_model_options(cfg, data), data.class_names, device)
