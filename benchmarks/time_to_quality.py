@@ -41,13 +41,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_speed import plain_discriminator, plain_generator, weights_init  # noqa: E402
-
 from ganforge.config import resolve_config  # noqa: E402
 from ganforge.data import load_dataset  # noqa: E402
 from ganforge.metrics.evaluation import (  # noqa: E402
@@ -60,6 +57,7 @@ from ganforge.metrics.evaluation import (  # noqa: E402
 )
 from ganforge.train.run import build_run  # noqa: E402
 from ganforge.viz import save_grid, to_uint8  # noqa: E402
+from train_speed import plain_discriminator, plain_generator, weights_init  # noqa: E402
 
 METRICS = ("fid", "kid", "pr", "dc")
 COLUMNS = ("fid", "kid_mean", "precision", "recall", "density", "coverage", "class_entropy", "class_accuracy_mean")
@@ -208,7 +206,8 @@ def format_row(row: dict) -> str:
     return " | ".join(cells)
 
 
-HEADER = " | ".join([f"{'recipe':<22}", f"{'min':>6}", f"{'step':>6}", f"{'img/s':>6}"] + [f"{c[:8]:>8}" for c in COLUMNS])
+HEADER = " | ".join([f"{'recipe':<22}", f"{'min':>6}", f"{'step':>6}", f"{'img/s':>6}"]
+                   + [f"{c[:8]:>8}" for c in COLUMNS])
 
 
 def write_small_folder(out: Path, n: int, seed: int = 0) -> Path:

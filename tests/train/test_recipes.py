@@ -11,12 +11,12 @@ from safetensors.torch import load_file
 from torch import nn
 
 import ganforge
+from conftest import tiny_config, train_interrupted
 from ganforge.augment import AdaptiveProbability, augment, cutout, parse_policy, translate
 from ganforge.checkpoint import resolve_checkpoint
 from ganforge.losses import r1_penalty
 from ganforge.models import build_model, count_parameters
 from ganforge.train.ema import recompute_batchnorm
-from conftest import tiny_config, train_interrupted
 
 
 def _uniform(values):
@@ -87,7 +87,7 @@ def test_augment_auto_augments_small_data_and_records_the_choice(idx_root, tmp_p
     options = json.loads((tmp_path / "small" / "config.json").read_text())["task_options"]
     assert options["augment"] == "ada"
     big = tiny_config(idx_root, steps=2)
-    from ganforge.tasks.gan import GANTask, GANOptions
+    from ganforge.tasks.gan import GANOptions, GANTask
 
     assert GANTask.options_for_data(GANOptions(), 60000).augment == "none"
     assert GANTask.options_for_data(GANOptions(augment="diffaugment"), 100).augment == "diffaugment"

@@ -19,7 +19,6 @@ from ..losses import LOSSES, gradient_penalty, r1_penalty
 from ..viz import save_grid, to_uint8
 from . import TASKS, Phase, Task
 
-
 SMALL_DATA = 10_000  # augment=auto augments D's inputs for data of at most this many images
 
 

@@ -230,7 +230,7 @@ class Trainer:
             return
         self._ema_stats_step = self.step
         size = self.stream.batch_size
-        for name, e in self.ema.items():
+        for e in self.ema.values():
             if not has_batchnorm(e.module):
                 continue
             seed = self.cfg.seed + 1_000_003 + self.step
