@@ -120,17 +120,19 @@ class AdaptiveProbability:
         self.last_rt = 0.0
 
     def observe(self, real_logits: torch.Tensor) -> None:
-        self.signs += float(torch.sign(real_logits.detach().float()).sum())
+        """Add one D update's real logits; the sum stays on their device until the interval ends (one
+        device-to-host copy per ``interval`` updates, not one per update)."""
+        self.signs = self.signs + torch.sign(real_logits.detach().float()).sum()
         self.count += real_logits.numel()
         self.updates += 1
         if self.updates % self.interval == 0:
-            self.last_rt = self.signs / max(self.count, 1)
+            self.last_rt = float(self.signs) / max(self.count, 1)
             step = self.count / self.speed_images
             self.p = min(1.0, max(0.0, self.p + (step if self.last_rt > self.target else -step)))
             self.signs, self.count = 0.0, 0
 
     def state_dict(self) -> dict:
-        return {"p": self.p, "signs": self.signs, "count": self.count, "updates": self.updates,
+        return {"p": self.p, "signs": float(self.signs), "count": self.count, "updates": self.updates,
                 "last_rt": self.last_rt}
 
     def load_state_dict(self, state: dict) -> None:
