@@ -241,3 +241,18 @@ def test_nan_loss_leaves_the_earlier_checkpoints_bit_identical(idx_root, tmp_pat
     model = ganforge.load(run)
     assert model.step == 2
     assert np.array_equal(model.sample(4, seed=1), images_before)
+
+
+def test_a_pickled_module_given_for_weights_is_named_and_refused_without_running(tmp_path):
+    from torch import nn
+
+    from ganforge.style.weights import read_state_dict
+
+    torch.save(nn.Sequential(nn.Linear(2, 2)), tmp_path / "net.pth")  # torch.save(net), not net.state_dict()
+    said = (r"holds a pickled torch\.nn\.modules\.container\.Sequential object \(saved with torch\.save\(net\)\), "
+            r"not a PyTorch state dict; it is refused on purpose, since loading a pickled module runs code from the "
+            r"file; save the weights instead with torch\.save\(net\.state_dict\(\), path\)")
+    with pytest.raises(GanforgeError, match=said):
+        ganforge.load(tmp_path / "net.pth")
+    with pytest.raises(GanforgeError, match="holds a pickled torch.nn.modules.container.Sequential object"):
+        read_state_dict(tmp_path / "net.pth")  # the style networks' weights (--weights FILE)

@@ -297,3 +297,51 @@ def test_sample_png_grid(capsys, cli_run, tmp_path):
         assert im.format == "PNG"
         im.load()
         assert im.width >= 4 * 28 and im.height >= 3 * 28
+
+
+# ------------------------------------------------------------------ wording of settings and of files
+@pytest.mark.parametrize("setting, said", [
+    ("steps=abc", "steps must be an integer (a whole number such as 500), got 'abc'."),
+    ("lr_g=fast", "lr_g must be a number (such as 0.0002, 2e-4 or 1), got 'fast'."),
+    ("channels_last=maybe", "channels_last must be true or false (a yes/no setting), got 'maybe'."),
+    ("eval_extractor=[1, 2]", "eval_extractor must be text (a name or a path such as 'fashion-mnist'), got [1, 2]."),
+])
+def test_a_setting_of_the_wrong_type_names_what_is_accepted(capsys, idx_root, tmp_path, setting, said):
+    line = cli_error(capsys, *train_args(idx_root, tmp_path / "r", setting))
+    assert line == f"ganforge: error: {said}"
+    assert not (tmp_path / "r").exists()
+
+
+def _reference_generator(path: Path) -> Path:
+    """A state dict as pytorch/examples' dcgan/main.py saves it (netG_epoch_N.pth): no step anywhere."""
+    import torch
+
+    from ganforge.models.dcgan import DCGANGenerator
+
+    torch.save(DCGANGenerator(image_size=32, channels=3, nz=16, ngf=8).state_dict(), path)
+    return path
+
+
+def test_sample_and_latent_say_what_a_reference_state_dict_is(capsys, tmp_path):
+    ref = _reference_generator(tmp_path / "netG_epoch_300.pth")
+    rc, out, err = cli(capsys, "sample", ref, "--n", "4", "--out", tmp_path / "grid.png")
+    assert rc == 0, err
+    said = "netG_epoch_300.pth, a reference state dict of pytorch/examples' DCGAN without a training step"
+    assert out.strip() == f"Wrote 4 samples from {said} to {tmp_path / 'grid.png'}"
+    rc, out, err = cli(capsys, "latent", "interpolate", ref, "--seeds", "1,2", "--steps", "2", "--out",
+                       tmp_path / "lat")
+    assert rc == 0, err
+    assert f"({said}, raw weights)" in out and "None" not in out
+
+
+def test_a_pickled_module_is_named_and_refused_on_purpose(capsys, tmp_path):
+    import torch
+
+    from ganforge.models.dcgan import DCGANGenerator
+
+    torch.save(DCGANGenerator(image_size=32, channels=3, nz=16, ngf=8), tmp_path / "netG.pth")  # the whole module
+    line = cli_error(capsys, "sample", tmp_path / "netG.pth", "--out", tmp_path / "grid.png")
+    assert "holds a pickled ganforge.models.dcgan.DCGANGenerator object (saved with torch.save(net))" in line
+    assert "refused on purpose, since loading a pickled module runs code from the file" in line
+    assert "torch.save(net.state_dict(), path)" in line
+    assert "incomplete" not in line and not (tmp_path / "grid.png").exists()

@@ -203,6 +203,77 @@ def load_checkpoint(path: str | Path, which: str = "latest") -> Checkpoint:
     return Checkpoint(ckpt, meta, weights)
 
 
+def read_state_dict(path: str | Path, what: str = "a state dict of weights") -> dict[str, Any]:
+    """A plain state dict from a ``.pth`` / ``.pt`` file (``torch.load(weights_only=True)``: never unpickling
+    code) or a ``.safetensors`` file; every failure is one GanforgeError sentence, and a pickled module
+    (``torch.save(netG)``) is named as what it is."""
+    path = Path(path)
+    if not path.is_file():
+        raise GanforgeError(f"No file at {str(path)!r}; give {what}.")
+    try:
+        if path.suffix == ".safetensors":
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds (pickle, zip, unsupported global): all mean "not usable"
+        pickled = pickled_class(path)
+        if pickled is not None and pickled.rpartition(".")[2][:1].isupper():  # a class: an object of code
+            raise GanforgeError(
+                f"{str(path)!r} holds a pickled {pickled} object (saved with torch.save(net)), not {what}; it is "
+                "refused on purpose, since loading a pickled module runs code from the file; save the weights "
+                "instead with torch.save(net.state_dict(), path) and give that file.") from None
+        if pickled is not None:  # a function the pickle would call
+            raise GanforgeError(f"Could not read {str(path)!r} as {what}: its pickle would call {pickled}, and code "
+                                "from a file is never run; save plain weights with torch.save(net.state_dict(), "
+                                "path).") from None
+        raise GanforgeError(f"Could not read {str(path)!r} as {what} ({type(e).__name__}); is it a complete .pth "
+                            "file saved with torch.save(net.state_dict(), path)?") from None
+    if not isinstance(state, dict):
+        raise GanforgeError(f"{str(path)!r} holds a {type(state).__name__}, not {what}.")
+    return state
+
+
+# what a state dict's pickle may name: tensors, storages, dtypes, containers (anything else is code)
+_DATA_GLOBALS = ("torch._utils.", "torch.serialization.", "collections.OrderedDict", "_codecs.encode", "torch.Size",
+                 "torch.device", "torch.float", "torch.bfloat16", "torch.half", "torch.int", "torch.uint8",
+                 "torch.bool", "numpy.core.multiarray.", "numpy._core.multiarray.", "numpy.dtype", "numpy.ndarray")
+
+
+def pickled_class(path: str | Path) -> str | None:
+    """The first class or function other than those of tensors and containers that a torch.save file's
+    pickle names (e.g. ``torch.nn.modules.container.Sequential`` for ``torch.save(net)``), read from the
+    pickle's opcodes without running them; None when it names none or is not such a file."""
+    import pickletools
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            data = z.read(next(n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"))
+        strings: list[str] = []
+        for op, arg, _ in pickletools.genops(data):
+            name = None
+            if op.name == "GLOBAL":
+                name = str(arg).replace(" ", ".")
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                name = f"{strings[-2]}.{strings[-1]}"
+            elif isinstance(arg, str):
+                strings.append(arg)
+            if name and not (name.startswith(_DATA_GLOBALS) or name.endswith("Storage")):
+                return name
+    except Exception:  # not a zip holding a pickle, or a pickle that cannot be walked: nothing to name
+        return None
+    return None
+
+
+def weights_origin(step: int | None, source: str | Path | None = None) -> str:
+    """Where weights come from, for messages: ``step 1200``, or for a file that records no step (a plain
+    state dict, ``netG_epoch_N.pth`` of pytorch/examples' DCGAN) what the file is."""
+    if step is not None:
+        return f"step {step}"
+    name = Path(str(source)).name if source else "the file"
+    return f"{name}, a reference state dict of pytorch/examples' DCGAN without a training step"
+
+
 def load_state_into(net: nn.Module, state_dict: dict[str, torch.Tensor], what: str, source: Path) -> None:
     """``net.load_state_dict`` with a one-sentence error naming the mismatch."""
     own = net.state_dict()

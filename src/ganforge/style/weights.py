@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoint import read_state_dict as read_state_dict_file
 from ..errors import GanforgeError
 from ..io import cache_dir, download_checked
 
@@ -82,19 +83,7 @@ def find_vgg_weights(arch: str, weights: str | os.PathLike | None = None) -> Pat
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from a .pth (``torch.load(weights_only=True)``) or .safetensors file."""
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many kinds (pickle, zip, unsupported global): all mean "not usable"
-        raise GanforgeError(f"Could not read {str(path)!r} as a state dict of weights ({type(e).__name__}); is it a "
-                            "complete .pth file saved with torch.save?") from None
-    if not isinstance(state, dict):
-        raise GanforgeError(f"{str(path)!r} holds a {type(state).__name__}, not a state dict of weights.")
-    return state
+    return read_state_dict_file(path)
 
 
 def load_vgg_weights(net, weights: str | os.PathLike | None = None) -> Path:
