@@ -187,10 +187,10 @@ def test_threads_auto_leaves_busy_cores_alone_and_bad_counts_are_one_sentence(mo
         monkeypatch.setattr(threads, "cpu_cores", lambda: 2)
         monkeypatch.setattr(threads, "busy_cores", lambda: 1.2)  # another program keeps one core busy
         torch.set_num_threads(2)
-        assert threads.set_threads(None) == (1, "auto")
-        assert threads.set_threads("2") == (2, "given")
+        assert (threads.choose_threads(None).threads, threads.choose_threads(None).why) == (1, "auto")
+        assert (threads.choose_threads("2").threads, threads.choose_threads("2").why) == (2, "given")
         monkeypatch.setenv("OMP_NUM_THREADS", "2")
-        assert threads.set_threads(None)[1] == "environment"
+        assert threads.choose_threads(None).why == "environment"
     finally:
         torch.set_num_threads(before)
     assert main(["train", "--out", str(tmp_path / "r"), "--threads", "none"]) == 2

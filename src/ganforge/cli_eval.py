@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate(args.source, against=args.against, metrics=args.metrics.split(","), extractor=args.extractor,
                       n=args.n, ckpt=args.ckpt, seed=args.seed, weights=args.weights, device=args.device,
                       batch_size=args.batch_size, ema=args.ema, data_root=args.data_root, split=args.split,
-                      progress=not args.json)
+                      progress=not args.json, threads=args.threads)
     if args.json:
         print(json.dumps(result))
     else:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from .checkpoint import weights_origin
 from .errors import GanforgeError
+from .threads import add_threads_option, use_threads
 
 _EPILOG = """\
 What the file computes (float32; N, and H and W of translation networks, are free):
@@ -60,11 +62,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--check", metavar="FILE", help="instead of exporting: run the parity check of an exported file "
                                                     "again and print the difference")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    add_threads_option(p)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     """Export (or check) as ``args`` say; print the measured difference. Raises GanforgeError."""
+    with use_threads(args.threads):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from . import export as exporting
 
     if args.check:
@@ -75,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(result))
             return 0
-        print(f"{result['path']} ({result['format']}, {result['model']} step {result['step']}, "
+        print(f"{result['path']} ({result['format']}, {result['model']} {weights_origin(result['step'], args.source)}, "
               f"{'EMA' if result['ema'] else 'raw'} weights) matches PyTorch: max abs difference "
               f"{result['max_abs_diff']:.2e} (tolerance {result['tolerance']:.0e}).")
         return 0
@@ -91,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     for note in result["notes"]:
         print(note)
     size = result["bytes"] / 2**20
-    print(f"Wrote {result['path']} ({result['format']}, {size:.1f} MiB, {result['model']} step {result['step']}, "
+    origin = weights_origin(result["step"], args.source)
+    print(f"Wrote {result['path']} ({result['format']}, {size:.1f} MiB, {result['model']} {origin}, "
           f"{'EMA' if result['ema'] else 'raw'} weights) in {result['seconds']:.1f} s; it matches PyTorch: max abs "
           f"difference {result['max_abs_diff']:.2e} (tolerance {result['tolerance']:.0e}).")
     return 0

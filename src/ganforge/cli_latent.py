@@ -30,7 +30,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .checkpoint import weights_origin
 from .errors import GanforgeError
+from .threads import add_threads_option
 
 _FMT = argparse.RawDescriptionHelpFormatter
 
@@ -56,6 +58,7 @@ def _common(sub: argparse.ArgumentParser, files: str, source: bool = True) -> No
         sub.add_argument("--no-ema", dest="ema", action="store_false", help="use the raw generator weights")
     sub.add_argument("--out", required=True, metavar="DIR", help=f"folder for {files}")
     sub.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | mps | auto (default cpu)")
+    add_threads_option(sub)
 
 
 def _class_option(sub: argparse.ArgumentParser) -> None:
@@ -203,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
         args.latent_parser.print_help()
         return 2
     if tool == "regenerate":
-        fig = latent.regenerate(args.record, args.out, device=args.device, source=args.source)
+        fig = latent.regenerate(args.record, args.out, device=args.device, source=args.source, threads=args.threads)
         return _report(fig)
     from .api import load
 
@@ -218,31 +221,33 @@ def run(args: argparse.Namespace) -> int:
         if args.classes:
             fig = latent.interpolate_classes(model, [c.strip() for c in args.classes.split(",")],
                                              _ints(args.seed or "0", "--seed"), args.steps, args.gif, args.pingpong,
-                                             args.frame_ms, args.ema, args.out)
+                                             args.frame_ms, args.ema, args.out, threads=args.threads)
         else:
             rows = [_ints(s, "--seeds") for s in args.seeds]
             fig = latent.interpolate(model, rows, args.steps, args.mode, args.class_, args.gif, args.pingpong,
-                                     args.frame_ms, args.ema, args.out)
+                                     args.frame_ms, args.ema, args.out, threads=args.threads)
     elif tool == "arithmetic":
         fig = latent.arithmetic(model, args.expr, _groups(args.group), args.variants, args.noise, args.noise_seed,
-                                args.class_, args.ema, args.out)
+                                args.class_, args.ema, args.out, threads=args.threads)
     elif tool == "sweep":
         seeds = _ints(args.seeds, "--seeds")
         if args.dim is not None:
             fig = latent.sweep_dimension(model, args.dim, seeds, args.radius, args.steps, args.shift, args.class_,
-                                         args.ema, args.out)
+                                         args.ema, args.out, threads=args.threads)
         else:
             fig = latent.sweep_pca(model, args.pca, seeds, args.radius, args.steps, args.shift, args.space,
-                                   args.samples, args.pca_seed, args.layer, args.class_, args.ema, args.out)
+                                   args.samples, args.pca_seed, args.layer, args.class_, args.ema, args.out,
+                                   threads=args.threads)
     elif tool == "project":
         fig = latent.project(model, args.image, args.steps, args.lr, args.loss, args.starts, args.seed,
-                             args.class_, ema=args.ema, out=args.out)
+                             args.class_, ema=args.ema, out=args.out, threads=args.threads)
         hist = fig.record["history"]
         print(f"Projected {fig.record['image_name']}: loss {hist[0]['loss']:.4f} -> {hist[-1]['loss']:.4f}, "
               f"RMS pixel error {fig.record['rms_pixel_error']:.4f}; use {fig.files['npz']} as a seed")
     else:
         thresholds = [t.strip() for t in args.thresholds.split(",")]
-        fig = latent.truncation(model, thresholds, args.n, args.seed, args.class_, args.ema, args.out)
+        fig = latent.truncation(model, thresholds, args.n, args.seed, args.class_, args.ema, args.out,
+                                threads=args.threads)
     return _report(fig)
 
 
@@ -255,7 +260,8 @@ def _report(fig) -> int:
             print(f"threshold {t:>5}: diversity {row['diversity_features']:.3f} (features), "
                   f"{row['diversity_pixels']:.4f} (pixels){conf}")
     files = ", ".join(str(p) for p in fig.files.values())
-    print(f"Wrote {files} (step {rec.get('step')}, {'EMA' if rec.get('ema') else 'raw'} weights)")
+    origin = weights_origin(rec.get("step"), rec.get("checkpoint"))
+    print(f"Wrote {files} ({origin}, {'EMA' if rec.get('ema') else 'raw'} weights)")
     return 0
 
 

@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from .errors import GanforgeError
+from .threads import add_threads_option, use_threads
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -24,6 +25,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860, help="default 7860")
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
     p.add_argument("--device", default="cpu", help="device for generating: cpu | cuda | mps | auto (default cpu)")
+    add_threads_option(p)  # the server's own work; training runs it starts choose theirs
     return p
 
 
@@ -53,5 +55,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"ganforge studio: http://{shown}:{args.port}/  (Ctrl-C to quit)", file=sys.stderr)
     # open event streams (the monitor) would hold a Ctrl-C for ever; training processes it started are then
     # stopped with a checkpoint by the app's shutdown
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=3)
+    with use_threads(args.threads):  # requests keep this choice (the policy's rule for work inside an entry point)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=3)
     return 0

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from .errors import GanforgeError
+from .threads import add_threads_option, use_threads
 
 _EPILOG = """\
 Optimisation (Gatys et al. 2016) writes OUT.png, OUT.gif (the optimisation), OUT_losses.png (content, style
@@ -87,12 +88,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=30, help="pictures of the optimisation in the GIF (default 30)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--force", action="store_true", help="replace existing output files")
+    add_threads_option(p)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     if args.model:
-        return _run_fast(args)
+        with use_threads(args.threads):
+            return _run_fast(args)
     from .style_transfer import stylize
 
     paths = list(args.paths)
@@ -123,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
             last[0] = now
             print(f"ganforge: iteration {it}/{total}, loss {row['total']:.4g}", file=sys.stderr)
 
-    result = stylize(content, styles, out=args.out, force=args.force, progress=progress, **settings)
+    result = stylize(content, styles, out=args.out, force=args.force, progress=progress, threads=args.threads,
+                     **settings)
     h = result.history
     out = Path(args.out)
     print(f"Wrote {out} ({result.image.shape[2]}x{result.image.shape[1]}), {out.with_suffix('.gif')}, "

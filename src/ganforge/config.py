@@ -56,20 +56,20 @@ def check_value(value: Any, annotation: Any, name: str) -> Any:
     if annotation is bool:
         if isinstance(value, bool):
             return value
-        raise GanforgeError(f"{name} must be true or false, got {value!r}.")
+        raise GanforgeError(f"{name} must be true or false (a yes/no setting), got {value!r}.")
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer() and math.isfinite(value):
                 return int(value)
-            raise GanforgeError(f"{name} must be an integer, got {value!r}.")
+            raise GanforgeError(f"{name} must be an integer (a whole number such as 500), got {value!r}.")
         return value
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise GanforgeError(f"{name} must be a number, got {value!r}.")
+            raise GanforgeError(f"{name} must be a number (such as 0.0002, 2e-4 or 1), got {value!r}.")
         return float(value)
     if annotation is str:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise GanforgeError(f"{name} must be text, got {value!r}.")
+            raise GanforgeError(f"{name} must be text (a name or a path such as 'fashion-mnist'), got {value!r}.")
         return str(value)
     if origin is dict or annotation is dict:
         if not isinstance(value, dict):
@@ -102,6 +102,15 @@ def options_from_dict(cls: type, values: dict[str, Any] | None, what: str, stric
     if check is not None:
         check()
     return obj
+
+
+def check_sync_bn(device: str) -> None:
+    """sync_bn=true needs CUDA (PyTorch's SyncBatchNorm runs on GPUs only): one sentence for another device
+    (``auto`` passes here; the trainer checks the device it resolves to)."""
+    if device != "auto" and not device.startswith("cuda"):
+        raise GanforgeError(f"sync_bn=true needs CUDA GPUs (PyTorch's SyncBatchNorm runs on GPUs only), but the "
+                            f"device is {device}; leave sync_bn false there (each process then normalises by its "
+                            "own batch).")
 
 
 # ----------------------------------------------------------------------------- the three parts
@@ -164,6 +173,9 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     channels_last: bool = False  # channels_last memory format for conv nets
     compile: bool = False  # torch.compile the networks
+    threads: int | None = None  # CPU threads for PyTorch (None: chosen when the run starts, see ganforge.threads);
+    # the run records the count it used, and a resumed run continues with it (thread counts change the floats)
+    sync_bn: bool = False  # under torchrun on CUDA: batch-norm statistics over every process's batch (SyncBatchNorm)
     seed: int = 0  # seeds weights, noise, data order and the fixed sample noise
     # what to write
     log_every: int = 50  # steps between metrics.jsonl / TensorBoard / progress-bar updates
@@ -200,13 +212,15 @@ class TrainConfig:
                 raise GanforgeError(f"{name} must be {sign}{finite}, got {v!r}.")
 
         for name in ("batch_size", "lr_g", "lr_d", "n_samples", "log_every", "keep_ckpts", "eval_n", "steps",
-                     "epochs", "lbfgs_max_iter"):
+                     "epochs", "lbfgs_max_iter", "threads"):
             positive(name)
         for name in ("sample_every", "ckpt_every", "ema_start", "ema_bn_batches", "eval_every", "weight_decay",
                      "momentum"):
             positive(name, allow_zero=True)
         if self.steps is not None and self.epochs is not None:
             raise GanforgeError("Give either steps or epochs, not both.")
+        if self.sync_bn:
+            check_sync_bn(self.device)
         for name in ("beta1", "beta2", "ema_decay"):
             v = getattr(self, name)
             if not 0.0 <= v < 1.0:

@@ -31,6 +31,7 @@ from ..data import LUMA, convert_images
 from ..data.folders import read_image_file
 from ..errors import GanforgeError
 from ..io import write_atomic
+from ..threads import applies_threads
 from ..viz.latent import grid_picture
 from .figure import LatentFigure, make_record, save_figure
 from .render import check_images, fmnist_extractor, model_class, model_class_names, num_classes, render
@@ -78,6 +79,7 @@ def _features(extractor, images: torch.Tensor) -> torch.Tensor:
     return extractor.net.features(x)
 
 
+@applies_threads
 def project(model, image: str | Path | torch.Tensor | np.ndarray, steps: int = 300, lr: float = 0.05,
             loss: str | None = None, starts: int = 16, seed: int = 0, class_: int | str | None = None,
             pixel_weight: float = 1.0, feature_weight: float = 0.05, prior_weight: float = 0.01,

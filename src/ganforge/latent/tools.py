@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import GanforgeError
+from ..threads import applies_threads
 from ..viz.latent import arithmetic_picture, gif_frames, grid_picture
 from .figure import LatentFigure, make_record, save_figure
 from .groups import GroupSpec, group_latents, parse_group
@@ -60,6 +61,7 @@ def _animate(fig: LatentFigure, images: torch.Tensor, captions: list[str], keyfr
     fig.gif_durations = [frame_ms * 4 if i in keyframes else frame_ms for i in order]
 
 
+@applies_threads
 def interpolate(model, seeds: Sequence[int] | Sequence[Sequence[int]], steps: int = 8, mode: str = "slerp",
                 class_: int | str | None = None, gif: bool = False, pingpong: bool = False, frame_ms: int = 100,
                 ema: bool | None = None, out: str | Path | None = None) -> LatentFigure:
@@ -130,6 +132,7 @@ def interpolate(model, seeds: Sequence[int] | Sequence[Sequence[int]], steps: in
     return save_figure(fig, out)
 
 
+@applies_threads
 def interpolate_classes(model, classes: Sequence[int | str], seeds: Sequence[int] | int = 0, steps: int = 8,
                         gif: bool = False, pingpong: bool = False, frame_ms: int = 100, ema: bool | None = None,
                         out: str | Path | None = None) -> LatentFigure:
@@ -177,6 +180,7 @@ def interpolate_classes(model, classes: Sequence[int | str], seeds: Sequence[int
 # Arithmetic
 
 
+@applies_threads
 def arithmetic(model, expression: str, groups: Mapping[str, str | GroupSpec], variants: int = 4,
                noise: float = 0.25, noise_seed: int = 0, class_: int | str | None = None, ema: bool | None = None,
                out: str | Path | None = None) -> LatentFigure:
@@ -249,6 +253,7 @@ def arithmetic(model, expression: str, groups: Mapping[str, str | GroupSpec], va
 # Sweeps
 
 
+@applies_threads
 def sweep_dimension(model, dim: int, seeds: Sequence[int] | int = (0,), radius: float = 3.0, steps: int = 9,
                     shift: bool = False, class_: int | str | None = None, ema: bool | None = None,
                     out: str | Path | None = None) -> LatentFigure:
@@ -271,6 +276,7 @@ def sweep_dimension(model, dim: int, seeds: Sequence[int] | int = (0,), radius: 
                          {"dim": dim, "seeds": seeds, "radius": radius, "steps": steps, "shift": shift}, {})
 
 
+@applies_threads
 def sweep_pca(model, components: int = 6, seeds: Sequence[int] | int = (0,), radius: float = 3.0, steps: int = 9,
               shift: bool = False, space: str = "activation", n_samples: int = 2000, pca_seed: int = 0,
               layer: str | None = None, class_: int | str | None = None, ema: bool | None = None,
@@ -366,6 +372,7 @@ def _threshold(t: float | str | None) -> float | None:
     return value
 
 
+@applies_threads
 def truncation(model, thresholds: Sequence[float | str | None] = (None, 2.0, 1.0, 0.5, 0.25), n: int = 10,
                seed: int = 0, class_: int | str | None = None, ema: bool | None = None,
                out: str | Path | None = None) -> LatentFigure:

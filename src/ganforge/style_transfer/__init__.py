@@ -19,6 +19,7 @@ import torch
 
 from ..data.folders import read_image_file
 from ..errors import GanforgeError
+from ..threads import applies_threads
 from .optimize import INITS, OPTIMIZERS, StyleResult, StyleSettings, stylize_images
 from .record import check_outputs, command_line, file_sha256, make_record, output_paths, write_result
 
@@ -35,6 +36,7 @@ def _image(source, what: str) -> tuple[torch.Tensor, str | None]:
     return torch.as_tensor(np.asarray(source)) if not isinstance(source, torch.Tensor) else source, None
 
 
+@applies_threads
 def stylize(content: str | Path | np.ndarray | torch.Tensor | None, styles, out: str | Path | None = None,
             force: bool = False, progress=None, command: str | None = None, **settings: Any) -> StyleResult:
     """Stylise ``content`` (a file or a uint8 image; None for texture synthesis) with one or more ``styles``
