@@ -76,6 +76,14 @@ def wrap_ddp(net: nn.Module, device: torch.device) -> nn.Module:
 _DDP_ARGS = frozenset(inspect.signature(nn.parallel.DistributedDataParallel.__init__).parameters)
 
 
+def convert_sync_bn(net: nn.Module) -> nn.Module:
+    """``net`` with every BatchNorm replaced by PyTorch's SyncBatchNorm (``sync_bn=true``): batch statistics
+    over the batches of every process, not each process's own. Parameters, buffers and state_dict keys stay
+    as they were (checkpoints load either way). SyncBatchNorm runs on CUDA only; call it before DDP wraps
+    the network."""
+    return nn.SyncBatchNorm.convert_sync_batchnorm(net)
+
+
 @torch.no_grad()
 def sync_buffers(nets: dict[str, nn.Module], info: DistInfo) -> None:
     """Make every rank's buffers equal: floating ones (BN running mean/var) are averaged over ranks,
