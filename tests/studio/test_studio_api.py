@@ -309,7 +309,8 @@ def test_gan_lab_steps_d_and_g_apart_and_keeps_weights_across_settings(client, t
 
 
 @pytest.mark.parametrize("body, words", [
-    ({"loss": "wasserstein"}, "Unknown loss"), ({"k": 0}, "between 1 and 20"), ({"lr_g": -1}, "lr_g must be"),
+    ({"loss": "wasserstein"}, "Unknown loss"), ({"k": 0}, "d_steps must be a positive integer, got 0."),
+    ({"k": 50}, "at most 20 in GAN Lab"), ({"lr_g": -1}, "lr_g must be positive, got -1.0."),
     ({"data": "swirl"}, "Unknown toy data"), ({"data": "points", "points": [[1, 2]]}, "at least 2"),
     ({"data": "points", "points": [[1, 2, 3], [4, 5, 6]]}, "[x, y] pairs"), ({"color": "red"}, "Unknown GAN Lab"),
 ])

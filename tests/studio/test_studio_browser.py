@@ -200,7 +200,7 @@ def test_monitor_page_lists_runs_and_draws_curves(page, server, screens):
     expect(rows).to_have_count(4)
     page.click("#mon-runs tr[data-run=dcgan]")
     expect(page.locator("#mon-info")).to_contain_text("finished: step 60/60")
-    page.wait_for_function("document.querySelector('#mon-sample').naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('#mon-sample').naturalWidth > 0")
     colour = """(c, rgb) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
         for (let i = 0; i < d.length; i += 4) if (d[i] === rgb[0] && d[i + 1] === rgb[1] && d[i + 2] === rgb[2]) n++;
         return n; }"""
@@ -209,7 +209,7 @@ def test_monitor_page_lists_runs_and_draws_curves(page, server, screens):
     assert page.eval_on_selector("#mon-d", colour, [0x1b, 0x78, 0x37]) > 50  # D(x) (green)
     assert natural_size(page, "#mon-sample") == Image.open(_ROOT["runs"] / "dcgan" / "samples.png").size
     expect(page.locator("#mon-runs tr[data-run=dcgan] .status")).to_have_text("finished")
-    expect(page.locator("#mon-runs tr[data-run=dcgan] button")).to_have_text("Resume")
+    expect(page.locator("#mon-runs tr[data-run=dcgan] button")).to_have_text("Continue")  # finished: to N steps
     cells = page.locator("#mon-runs tr[data-run=dcgan] td")
     expect(cells.nth(6)).to_contain_text("fid ")  # the evaluation numbers
     expect(cells.nth(7)).to_contain_text("fid ")  # the best checkpoint: metric, value @ step
@@ -229,7 +229,7 @@ def test_gan_lab_trains_live_and_steps_each_player(page, server, screens):
     expect(page.locator("#lab-info")).to_contain_text("D updates 1, G updates 1")
     page.click("#lab-play")
     t0 = time.perf_counter()
-    page.wait_for_function("/step ([3-9]\\d|\\d{3,})/.test(document.querySelector('#lab-info').textContent)",
+    page.wait_for_function("() => /step ([3-9]\\d|\\d{3,})/.test(document.querySelector('#lab-info').textContent)",
                            timeout=60000)
     seconds = time.perf_counter() - t0
     page.click("#lab-play")

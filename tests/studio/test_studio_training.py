@@ -67,7 +67,7 @@ def test_start_stream_stop_and_resume_a_run(tmp_path, monkeypatch):
     ({"preset": "fmnist-demo", "name": "../a"}, 403, "not allowed"),
     ({"preset": "fmnist-demo", "name": "a/b"}, 400, "one plain folder name"),
     ({"preset": "fmnist-demo", "name": "a", "settings": {"data_root": "/etc"}}, 400, "Unknown training setting"),
-    ({"preset": "fmnist-demo", "name": "a", "settings": {"steps": "many"}}, 400, "is not a int"),
+    ({"preset": "fmnist-demo", "name": "a", "settings": {"steps": "many"}}, 400, "steps must be an integer"),
 ])
 def test_starting_a_run_refuses_bad_settings(tmp_path, body, status, words):
     with TestClient(create_app([], tmp_path)) as c:
@@ -75,7 +75,7 @@ def test_starting_a_run_refuses_bad_settings(tmp_path, body, status, words):
         assert r.status_code == status and words in r.json()["error"], r.text
         assert not c.app.state.index.processes
         r = c.post("/api/run/resume", json={"run": "a", "steps": -3})
-        assert r.status_code == 400 and "positive integer" in r.json()["error"]
+        assert r.status_code == 404 and r.json()["error"].startswith("No run 'a' here")
 
 
 def test_the_command_line_serves_the_app_and_warns_off_localhost(monkeypatch, capsys, tmp_path):

@@ -1,9 +1,12 @@
 """The studio's web application: a FastAPI app over the same Python API the command line calls.
 
 Pages (static HTML + hand-written JS under ``static/``) talk to the JSON / PNG endpoints below.
-Every endpoint names a run by its id from ``/api/runs``; nothing else on disk can be read. Image work
-runs one request at a time; while ``busy_limit`` requests already wait, another gets HTTP 503 with a
-sentence instead of queueing without bound.
+Every endpoint names a run by its id from ``/api/runs``; nothing else on disk can be read, and the
+messages sent back name runs by their ids, never by their folders on this machine. Every response carries
+a Content-Security-Policy that allows only the studio's own script files. The endpoints that work on
+images take a slot when the request arrives, before its body is read: with ``busy_limit`` requests
+already in (one working, the others waiting), another gets HTTP 503 with a sentence at once instead of
+queueing without bound; request bodies are limited in bytes while they arrive.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
+from starlette.exceptions import HTTPException
 
 from ..config import preset_names
 from ..errors import GanforgeError
@@ -34,26 +38,127 @@ from .runs import RunIndex, StudioError
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 4096 * 4096
+MAX_BODY_BYTES = 1024 * 1024  # a request that uploads no image (GAN Lab's clicked points are the largest)
+FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the form's other fields
 BUSY = "The studio is busy with other requests; try again in a moment."
+# Only the studio's own files may run script; nothing inline, no plugins, no framing by other pages.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer")]
+# The endpoints that work on images (or on GAN Lab's networks), and how many images each may upload.
+IMAGE_WORK = {"/api/generate": 0, "/api/latent/frame": 0, "/api/translate": 1, "/api/translate/heldout": 0,
+              "/api/stylize": 2, "/api/run": 0, "/api/lab/config": 0, "/api/lab/step": 0, "/api/lab/frame.png": 0,
+              "/api/lab/state": 0}
 
 
 class Gate:
-    """At most ``limit`` requests inside (one working, the others waiting for the lock); more get 503."""
+    """At most ``limit`` requests inside (one working, the others waiting for the lock); more are refused."""
 
     def __init__(self, limit: int) -> None:
         self.limit, self.inside = limit, 0
         self._lock = threading.Lock()
 
-    def __enter__(self) -> Gate:
+    def enter(self) -> bool:
         with self._lock:
             if self.inside >= self.limit:
-                raise StudioError(BUSY, 503)
+                return False
             self.inside += 1
-        return self
+            return True
 
-    def __exit__(self, *exc) -> None:
+    def leave(self) -> None:
         with self._lock:
             self.inside -= 1
+
+
+class SecurityHeaders:
+    """ASGI middleware, outermost: every response (errors and 500s included) gets :data:`SECURITY_HEADERS`."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in SECURITY_HEADERS if k not in names]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class ImageWorkGuard:
+    """ASGI middleware for the :data:`IMAGE_WORK` endpoints: a declared body over the limit is refused
+    (413) and a request beyond the busy limit is refused (503), both before anything is read or queued; the
+    slot taken is given back when the response is sent. A body without a declared length is counted while it
+    arrives and refused once it passes the limit."""
+
+    def __init__(self, app, gate: Gate, max_upload_bytes: int) -> None:
+        self.app, self.gate, self.max_upload_bytes = app, gate, max_upload_bytes
+
+    def limit(self, path: str) -> int:
+        files = IMAGE_WORK.get(path, 0)
+        return files * self.max_upload_bytes + FORM_OVERHEAD if files else MAX_BODY_BYTES
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = self.limit(scope["path"])
+        length = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if length.isdigit() and int(length) > limit:
+            return await _refuse(send, _too_large(int(length), scope["path"], self.max_upload_bytes), 413)
+        if scope["path"] not in IMAGE_WORK:
+            return await self.app(scope, _capped(receive, limit, scope["path"], self.max_upload_bytes), send)
+        if not self.gate.enter():
+            return await _refuse(send, BUSY, 503)
+        try:
+            await self.app(scope, _capped(receive, limit, scope["path"], self.max_upload_bytes), send)
+        finally:
+            self.gate.leave()
+
+
+def _too_large(size: int | None, path: str, max_upload_bytes: int) -> str:
+    files = IMAGE_WORK.get(path, 0)
+    what = f"{size:,} bytes" if size is not None else "larger than that"
+    if files:
+        each = " an image" if files > 1 else ""
+        return f"The upload is {what}; the studio takes at most {max_upload_bytes:,} bytes{each}."
+    return f"The request body is {what}; the studio takes at most {MAX_BODY_BYTES:,} bytes here."
+
+
+def _capped(receive, limit: int, path: str, max_upload_bytes: int):
+    """``receive`` that counts the body's bytes and stops the request once they pass ``limit``."""
+    seen = 0
+
+    async def receive_capped():
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise HTTPException(413, _too_large(None, path, max_upload_bytes))
+        return message
+
+    return receive_capped
+
+
+async def _refuse(send, message: str, status: int) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"cache-control", b"no-store")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class StudioApp(FastAPI):
+    """FastAPI with :class:`SecurityHeaders` around its whole stack (Starlette's error pages included)."""
+
+    def build_middleware_stack(self):
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 def _picture(p: pictures.Picture, filename: str | None = None) -> Response:
@@ -101,16 +206,21 @@ def create_app(runs: list[str | Path] = (), runs_root: str | Path | None = "runs
         index.close()  # training processes this studio started stop cleanly, with a checkpoint
         lab.close()
 
-    app = FastAPI(title="ganforge studio", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
-    app.state.index, app.state.models, app.state.lab = index, models, lab
+    app = StudioApp(title="ganforge studio", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.index, app.state.models, app.state.lab, app.state.gate = index, models, lab, gate
+    app.add_middleware(ImageWorkGuard, gate=gate, max_upload_bytes=max_upload_bytes)
 
     @app.exception_handler(GanforgeError)
     async def _refused(request: Request, e: GanforgeError) -> JSONResponse:
-        return JSONResponse({"error": str(e)}, status_code=getattr(e, "status", 400))
+        return JSONResponse({"error": index.public(str(e))}, status_code=getattr(e, "status", 400))
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, e: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": index.public(str(e.detail))}, status_code=e.status_code, headers=e.headers)
 
     def work(fn, *args):
-        """Run ``fn`` through the gate and the model lock (one image job at a time)."""
-        with gate, models.lock:
+        """Run ``fn`` under the model lock (one image job at a time; the guard has let the request in)."""
+        with models.lock:
             return fn(*args)
 
     # ------------------------------------------------------------------ pages
@@ -132,7 +242,7 @@ def create_app(runs: list[str | Path] = (), runs_root: str | Path | None = "runs
         model = None
         if summary["checkpoints"] or summary["has_best"]:
             model = work(lambda: pictures.describe(models.get(index.path(run), ckpt)))
-        return {**summary, "info": model, "log": index.log_tail(run)}
+        return {**summary, "info": model, "log": index.public(index.log_tail(run))}
 
     @app.get("/api/run/metrics")
     def run_metrics(run: str) -> dict[str, Any]:
@@ -190,10 +300,7 @@ def create_app(runs: list[str | Path] = (), runs_root: str | Path | None = "runs
     @app.post("/api/run/resume")
     async def run_resume(request: Request) -> dict[str, Any]:
         body = await _json(request)
-        steps = body.get("steps")
-        if steps not in (None, "") and (not str(steps).isdigit() or int(steps) < 1):
-            raise StudioError(f"steps must be a positive integer, got {steps!r}.")
-        return index.resume(str(body.get("run", "")), int(steps) if steps not in (None, "") else None)
+        return index.resume(str(body.get("run", "")), body.get("steps"))
 
     # ------------------------------------------------------------------ Generate
     @app.get("/api/generate")
@@ -225,41 +332,32 @@ def create_app(runs: list[str | Path] = (), runs_root: str | Path | None = "runs
         return _picture(work(job))
 
     # ------------------------------------------------------------------ Translate
+    async def _upload(*files: UploadFile) -> list[torch.Tensor]:
+        """Each uploaded file as an image (the guard has bounded the whole body already)."""
+        images = []
+        for f in files:
+            data = await f.read(max_upload_bytes + 1)
+            if len(data) > max_upload_bytes:
+                each = " an image" if len(files) > 1 else ""
+                raise StudioError(f"The upload is too large; the studio takes at most {max_upload_bytes:,} bytes"
+                                  f"{each}.", 413)
+            images.append(read_upload(data, max_upload_pixels))
+        return images
+
     @app.post("/api/translate")
-    async def translate(request: Request, run: Annotated[str, Form()], file: Annotated[UploadFile, File()],
+    async def translate(run: Annotated[str, Form()], file: Annotated[UploadFile, File()],
                         ckpt: Annotated[str, Form()] = "latest", direction: Annotated[str, Form()] = "") -> Response:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > max_upload_bytes + 64 * 1024:
-            raise StudioError(f"The upload is {int(length):,} bytes; the studio takes at most "
-                              f"{max_upload_bytes:,} bytes.", 413)
-        data = await file.read(max_upload_bytes + 1)
-        if len(data) > max_upload_bytes:
-            raise StudioError(f"The upload is too large; the studio takes at most {max_upload_bytes:,} bytes.", 413)
-        image = read_upload(data, max_upload_pixels)
+        (image,) = await _upload(file)
 
         def job():
             return pictures.translate(models.get(index.path(run), ckpt), image, None, direction or None)
 
         return _picture(await asyncio.to_thread(work, job))
 
-    async def _upload(request: Request, *files: UploadFile) -> list[torch.Tensor]:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > len(files) * max_upload_bytes + 64 * 1024:
-            raise StudioError(f"The upload is {int(length):,} bytes; the studio takes at most "
-                              f"{max_upload_bytes:,} bytes an image.", 413)
-        images = []
-        for f in files:
-            data = await f.read(max_upload_bytes + 1)
-            if len(data) > max_upload_bytes:
-                raise StudioError(f"The upload is too large; the studio takes at most {max_upload_bytes:,} bytes "
-                                  "an image.", 413)
-            images.append(read_upload(data, max_upload_pixels))
-        return images
-
     @app.post("/api/stylize")
-    async def stylize(request: Request, content: Annotated[UploadFile, File()], style: Annotated[UploadFile, File()],
+    async def stylize(content: Annotated[UploadFile, File()], style: Annotated[UploadFile, File()],
                       size: Annotated[int, Form()] = 128, iterations: Annotated[int, Form()] = 100) -> Response:
-        photo, painting = await _upload(request, content, style)
+        photo, painting = await _upload(content, style)
         return _picture(await asyncio.to_thread(work, pictures.stylize, photo, painting, size, iterations))
 
     @app.get("/api/translate/heldout")

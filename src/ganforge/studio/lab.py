@@ -24,11 +24,11 @@ import torch
 
 from ..api import toy_config
 from ..data.toy import TOY
-from ..losses import LOSSES
 from .runs import StudioError
 
-LAB_LOSSES = ("minimax", "nonsaturating", "lsgan", "hinge", "wgan-gp")
+LAB_LOSSES = ("minimax", "nonsaturating", "lsgan", "hinge", "wgan-gp")  # the losses the page offers
 MAX_STEPS_PER_CALL = 200
+MAX_D_STEPS = 20  # k: D updates per step (each step of the lab is one request)
 MAX_POINTS = 5000
 
 
@@ -48,33 +48,29 @@ class Lab:
     # ------------------------------------------------------------------ building
     def configure(self, data: str = "ring2d", loss: str = "nonsaturating", k: int = 1, lr_g: float = 2e-4,
                   lr_d: float = 2e-3, seed: int = 0, points: list | None = None) -> dict[str, Any]:
-        """(Re)build the run; keeps the networks' weights when only the game's settings change."""
-        if loss not in LAB_LOSSES:
-            raise StudioError(f"Unknown loss {loss!r}; choose one of: {', '.join(LAB_LOSSES)}.")
-        LOSSES.get(loss)
-        if not isinstance(k, int) or not 1 <= k <= 20:
-            raise StudioError(f"k (D updates per G update) must be between 1 and 20, got {k!r}.")
-        for name, lr in (("lr_g", lr_g), ("lr_d", lr_d)):
-            if not (isinstance(lr, (int, float)) and 0 < lr <= 1):
-                raise StudioError(f"{name} must be a number in (0, 1], got {lr!r}.")
+        """(Re)build the run; keeps the networks' weights when only the game's settings change. The settings
+        are checked by the configuration code of ``ganforge toy`` (``toy_config``, then the task's options)."""
         if data == "points":
             root = self._write_points(points)
         elif data in TOY.names():
-            root = None
+            root = None  # (toy_config would also read a file of points named by a path: not from a browser)
         else:
             raise StudioError(f"Unknown toy data {data!r}; choose one of: {', '.join(TOY.names())}, or points.")
-        new = {"data": data, "loss": loss, "k": int(k), "lr_g": float(lr_g), "lr_d": float(lr_d), "seed": int(seed),
-               "points": root is not None and json.dumps(points)}
-        keep = self.run is not None and all(self.settings.get(key) == new[key] for key in ("data", "seed", "points"))
-        flags = {"loss": loss, "d_steps": int(k), "lr_g": float(lr_g), "lr_d": float(lr_d), "seed": int(seed),
+        if isinstance(k, int) and k > MAX_D_STEPS:
+            raise StudioError(f"k (D updates per G update) is at most {MAX_D_STEPS} in GAN Lab, got {k}.")
+        flags = {"loss": loss, "d_steps": k, "lr_g": lr_g, "lr_d": lr_d, "seed": seed,
                  "data_root": str(root) if root else None}
         cfg = toy_config(data, flags)
         cfg = dataclasses.replace(cfg, sample_every=0, log_every=10**9, steps=10**9)
+        new = {"data": data, "lr_g": cfg.lr_g, "lr_d": cfg.lr_d, "seed": cfg.seed,
+               "points": root is not None and json.dumps(points)}
+        keep = self.run is not None and all(self.settings.get(key) == new[key] for key in ("data", "seed", "points"))
         from ..train.run import build_run
 
         old = self.run
-        torch.manual_seed(int(seed))
-        self.run = build_run(cfg, self.dir / "run", write=False, evaluate=False)
+        torch.manual_seed(cfg.seed)
+        self.run = build_run(cfg, self.dir / "run", write=False, evaluate=False)  # checks the task's options
+        new.update(loss=self.run.task.options.loss, k=self.run.task.options.d_steps)
         if keep and old is not None:
             for name, net in self.run.trainer.raw.items():
                 net.load_state_dict(old.trainer.raw[name].state_dict())

@@ -9,8 +9,10 @@ checkpoint of the step reached.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,15 +22,21 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..api import plan_resume
 from ..checkpoint import list_checkpoints
-from ..config import preset_names
+from ..config import TrainConfig, preset_names, resolve_config
 from ..errors import GanforgeError
 from ..models import MODELS
 from ..viz import read_metrics
 
 ACTIVE_SECONDS = 30  # a run whose metrics.jsonl changed this recently, by a process of another, counts as active
-TRAIN_SETTINGS = {"steps": int, "batch_size": int, "lr_g": float, "lr_d": float, "seed": int, "log_every": int,
-                  "sample_every": int, "ckpt_every": int, "ema_decay": float, "device": str}
+# The TrainConfig fields a run started here may set: the loop's own values, checked by the config code as the
+# command line's key=value settings are. What to train (model, data, model and task options) is the preset's.
+SETTABLE = tuple(f.name for f in dataclasses.fields(TrainConfig)
+                 if f.name not in ("model", "progress") and f.default_factory is dataclasses.MISSING)
+# an absolute path where a message quotes one (at the start, after a space, quote, bracket or =), not a URL and
+# not the rest of a relative path, for :meth:`RunIndex.public`
+_ABSOLUTE = re.compile(r"(?:^|(?<=[\s'\"(\[=]))/(?:[^\s'\"/:,()]+/)*([^\s'\"/:,()]+)")
 
 
 class StudioError(GanforgeError):
@@ -108,6 +116,16 @@ class RunIndex:
             raise StudioError(f"No run {run_id!r} here; the runs are: {', '.join(runs) or 'none'}.", 404)
         return runs[run_id]
 
+    def public(self, text: str) -> str:
+        """``text`` as the browser may see it: run folders named by the runs' ids, paths below the runs root
+        relative to it, any other absolute path shortened to its last part (".../name")."""
+        given = sorted(self.given.items(), key=lambda item: -len(str(item[1])))
+        for run_id, folder in given:
+            text = re.sub(re.escape(str(folder)) + r"(?![\w-]|\.\w)", lambda _, run_id=run_id: run_id, text)
+        if self.root is not None:
+            text = text.replace(f"{self.root}/", "").replace(str(self.root), "the runs root")
+        return _ABSOLUTE.sub(lambda m: f".../{m.group(1)}", text)
+
     # ------------------------------------------------------------------ what a run is doing
     def running(self, run_id: str) -> bool:
         p = self.processes.get(run_id)
@@ -145,8 +163,15 @@ class RunIndex:
             eta = round((total - step) * batch / ips, 1)
         best = (_read_json(path / "checkpoints" / "best" / "meta.json").get("best")
                 if (path / "checkpoints" / "best").is_dir() else None)
+        # what the page offers: a finished run continues to a number of steps the user gives (beyond the last
+        # checkpoint's); a stopped or failed one resumes from its last checkpoint
+        offer = None
+        if steps and status == "finished":
+            offer = {"action": "continue", "min_steps": max(steps) + 1}
+        elif steps and status in ("stopped", "failed"):
+            offer = {"action": "resume", "min_steps": None}
         return {"id": run_id, "status": status, "model": model, "pipeline": spec.pipeline if spec else None,
-                "step": step, "total_steps": total, "checkpoints": steps, "has_best": best is not None,
+                "step": step, "total_steps": total, "checkpoints": steps, "has_best": best is not None, "offer": offer,
                 "best": best, "last": rows[-1] if rows else None, "img_per_s": ips, "eta_s": eta, "eval": evals,
                 "has_samples": bool(_newest_sample(path)), "exit_code": proc.popen.returncode if proc else None}
 
@@ -172,7 +197,8 @@ class RunIndex:
             return proc
 
     def start(self, preset: str, name: str, settings: dict[str, Any]) -> dict[str, Any]:
-        """Start ``ganforge train --config PRESET --out ROOT/NAME key=value...`` in its own process."""
+        """Start ``ganforge train --config PRESET --out ROOT/NAME key=value...`` in its own process, after the
+        configuration code has checked the settings as it checks the command line's."""
         if self.root is None:
             raise StudioError("This studio has no runs root to start runs in; start it with --runs-root DIR.")
         if preset not in preset_names():
@@ -183,13 +209,21 @@ class RunIndex:
         out = self.root / name
         if out.exists() and any(out.iterdir()):
             raise StudioError(f"A run {name!r} exists already; resume it or choose another name.", 409)
-        args = ["--config", preset, "--out", str(out), "--no-progress", *_settings(settings)]
+        overrides = _overrides(settings)
+        resolve_config(preset, overrides=overrides)  # a bad value: the command line's sentence, before any process
+        args = ["--config", preset, "--out", str(out), "--no-progress", *overrides]
         proc = self._spawn(name, args, self.root / ".studio" / f"{name}.log")
         return {"id": name, "command": ["python", *proc.command[1:]], "pid": proc.popen.pid}
 
-    def resume(self, run_id: str, steps: int | None = None) -> dict[str, Any]:
+    def resume(self, run_id: str, steps: Any = None) -> dict[str, Any]:
+        """``ganforge train --resume RUN [steps=N]`` in its own process, after the checks ``--resume`` makes (a
+        finished run needs steps beyond the step it reached), so a refused resume starts nothing."""
         path = self.path(run_id)
-        args = ["--resume", str(path), "--no-progress"] + ([f"steps={int(steps)}"] if steps else [])
+        if self.running(run_id):
+            raise StudioError(f"Run {run_id!r} is already training.", 409)
+        overrides = _overrides({"steps": steps})
+        plan_resume(path, overrides=overrides)
+        args = ["--resume", str(path), "--no-progress", *overrides]
         log = (self.root / ".studio" / f"{run_id.replace('/', '_')}.log") if self.root else path / "studio.log"
         proc = self._spawn(run_id, args, log)
         return {"id": run_id, "command": ["python", *proc.command[1:]], "pid": proc.popen.pid}
@@ -222,20 +256,22 @@ class RunIndex:
                 proc.popen.wait()
 
 
-def _settings(settings: dict[str, Any]) -> list[str]:
+def _overrides(settings: dict[str, Any]) -> list[str]:
+    """The settings as the command line's ``key=value`` words (empty values left out); only the
+    :data:`SETTABLE` fields may be set. Their values are checked where the command line's are."""
     out = []
     for key, value in settings.items():
         if value is None or value == "":
             continue
-        if key not in TRAIN_SETTINGS:
-            raise StudioError(f"Unknown training setting {key!r}; the studio sets: {', '.join(TRAIN_SETTINGS)}.")
-        try:
-            value = TRAIN_SETTINGS[key](value)
-        except (TypeError, ValueError):
-            raise StudioError(f"Training setting {key}={value!r} is not a {TRAIN_SETTINGS[key].__name__}.") from None
-        if key == "device" and not str(value).replace(":", "").isalnum():
-            raise StudioError(f"Unknown device {value!r}.")
-        out.append(f"{key}={value}")
+        if key not in SETTABLE:
+            raise StudioError(f"Unknown training setting {key!r}; the studio sets: {', '.join(SETTABLE)}.")
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (int, float, str)):
+            text = str(value)
+        else:
+            text = json.dumps(value)
+        out.append(f"{key}={text}")
     return out
 
 

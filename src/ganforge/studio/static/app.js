@@ -11,6 +11,29 @@ function showError(message) {
   box.hidden = !message;
 }
 
+// Every string from the server enters the page as text: elements are built here, never from HTML strings.
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value == null || value === false) continue;
+    if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key === "className") node.className = value;
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  node.append(...children.filter((c) => c != null).map((c) => (c instanceof Node ? c : String(c))));
+  return node;
+}
+
+// <option>s from [value, label] pairs (or plain values); the old choice is kept when it is still offered.
+function fillSelect(sel, items) {
+  const old = sel.value;
+  sel.replaceChildren(...items.map((it) => {
+    const [value, label] = Array.isArray(it) ? it : [it, it];
+    return el("option", { value }, label);
+  }));
+  if (items.some((it) => String(Array.isArray(it) ? it[0] : it) === old)) sel.value = old;
+}
+
 async function api(url, options = {}) {
   const r = await fetch(url, options);
   if (!r.ok) {
@@ -20,15 +43,22 @@ async function api(url, options = {}) {
   }
   return r;
 }
-const getJSON = async (url) => (await api(url)).json();
-const postJSON = async (url, body) => (await api(url, {
-  method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })).json();
+const getJSON = async (url, options) => (await api(url, options)).json();
+const postJSON = async (url, body, options = {}) => (await api(url, {
+  ...options, method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })).json();
 
-// An image endpoint into an <img>; returns the X-Info JSON. Old object URLs are released.
-async function loadImage(img, url, options) {
+// An image endpoint's answer: the picture (a Blob) and its X-Info JSON, with the round trip in ms.
+async function fetchImage(url, options = {}) {
   const t0 = performance.now();
   const r = await api(url, options);
   const blob = await r.blob();
+  const info = JSON.parse(r.headers.get("X-Info") || "{}");
+  info.roundTripMs = Math.round(performance.now() - t0);
+  return { blob, info };
+}
+
+// Draws a fetched picture into an <img>; the old object URL is released.
+async function showImage(img, { blob, info }) {
   if (img.dataset.url) URL.revokeObjectURL(img.dataset.url);
   img.dataset.url = URL.createObjectURL(blob);
   await new Promise((resolve) => { img.onload = resolve; img.onerror = resolve; img.src = img.dataset.url; });
@@ -36,22 +66,40 @@ async function loadImage(img, url, options) {
     const k = Math.max(1, Math.floor(Number(img.dataset.zoom) / img.naturalWidth));
     img.style.width = `${img.naturalWidth * k}px`;
   }
-  const info = JSON.parse(r.headers.get("X-Info") || "{}");
-  info.roundTripMs = Math.round(performance.now() - t0);
   img.dataset.ms = info.roundTripMs;
   return info;
 }
 
-// Only one request of a kind in flight; the newest wish waits and replaces older ones.
-function latest(fn) {
-  let running = false, pending = null;
-  return async function run(...args) {
-    if (running) { pending = args; return; }
-    running = true;
-    try { await fn(...args); showError(""); } catch (e) { showError(e.message); }
-    running = false;
-    if (pending) { const a = pending; pending = null; run(...a); }
-  };
+// A panel of the page (a picture and its caption, the runs table ...): it shows that it is busy while a
+// request of its own is out, and only the answer to its latest request is drawn. A new request aborts the
+// one before it; with `coalesce` (sliders), one request is out at a time and the newest wish waits for it.
+class Panel {
+  constructor(root, { coalesce = false } = {}) {
+    this.root = root; this.coalesce = coalesce;
+    this.seq = 0; this.controller = null; this.running = false; this.pending = null;
+  }
+  // work(signal) fetches and returns a function that draws the answer (or nothing to draw).
+  run(work) {
+    if (this.coalesce && this.running) { this.pending = work; return Promise.resolve(); }
+    return this.send(work);
+  }
+  async send(work) {
+    const n = ++this.seq;
+    if (this.controller) this.controller.abort();
+    const controller = new AbortController();
+    this.controller = controller; this.running = true;
+    this.root.setAttribute("aria-busy", "true");
+    try {
+      const draw = await work(controller.signal);
+      if (n === this.seq && draw) await draw();
+      if (n === this.seq) showError("");
+    } catch (e) {
+      if (n === this.seq && e.name !== "AbortError") showError(e.message);
+    } finally {
+      if (n === this.seq) { this.running = false; this.controller = null; this.root.setAttribute("aria-busy", "false"); }
+    }
+    if (n === this.seq && this.pending) { const next = this.pending; this.pending = null; await this.send(next); }
+  }
 }
 
 const params = (obj) => new URLSearchParams(Object.entries(obj).filter(([, v]) => v !== "" && v != null)).toString();
@@ -70,38 +118,41 @@ async function loadRuns() {
   const data = await getJSON("/api/runs");
   studio.runs = data.runs;
   for (const sel of $$("select.runs")) {
-    const kind = sel.dataset.kind, old = sel.value;
+    const kind = sel.dataset.kind;
     const fits = data.runs.filter((r) => r.checkpoints.length && (kind === "noise"
       ? r.pipeline === "noise" : r.pipeline === "translation" || r.pipeline === "cyclegan"));
-    sel.innerHTML = fits.map((r) => `<option>${r.id}</option>`).join("");
-    if (fits.some((r) => r.id === old)) sel.value = old;
+    fillSelect(sel, fits.map((r) => r.id));
     await runChosen(sel.form);
   }
-  $("#mon-presets").innerHTML = data.presets.map((p) => `<option>${p}</option>`).join("");
+  fillSelect($("#mon-presets"), data.presets);
 }
 
+// A run chosen in a form: its checkpoints, classes and directions. Only the latest choice's answer is used.
+const chosen = new WeakMap();
 async function runChosen(form) {
   const run = form.run.value;
   if (!run) return;
+  const n = (chosen.get(form) || 0) + 1;
+  chosen.set(form, n);
   const data = await getJSON(`/api/run?${params({ run })}`);
+  if (chosen.get(form) !== n) return;  // another run was chosen meanwhile
   const info = data.info || {};
   studio.info[run] = info;
-  const ckpt = form.ckpt, old = ckpt.value;
-  ckpt.innerHTML = ["latest"].concat(data.has_best ? ["best"] : [], data.checkpoints.map(String))
-    .map((c) => `<option>${c}</option>`).join("");
-  if ($$("option", ckpt).some((o) => o.value === old)) ckpt.value = old;
-  const classes = info.class_names || [];
-  $$(".cond", form).forEach((el) => { el.hidden = !info.num_classes; });
+  fillSelect(form.ckpt, ["latest"].concat(data.has_best ? ["best"] : [], data.checkpoints.map(String)));
+  // an unconditional run may still name its data's classes: it gets no class choice (a hidden one would be sent)
+  const classes = info.num_classes ? (info.class_names || []).map((c, i) => [String(i), c]) : [];
+  $$(".cond", form).forEach((node) => { node.hidden = !info.num_classes; });
   $$("select.classes", form).forEach((sel) => {
-    const first = sel.name === "cls" ? '<option value="">one row per class</option>' : "";
-    sel.innerHTML = first + classes.map((c, i) => `<option value="${i}">${c}</option>`).join("");
+    fillSelect(sel, (sel.name === "cls" ? [["", "one row per class"]] : []).concat(classes));
   });
-  $$(".cyc", form).forEach((el) => { el.hidden = !info.cyclegan; });
+  $$(".cyc", form).forEach((node) => { node.hidden = !info.cyclegan; });
   if (form.id === "lat-form") latentPage.setup(info);
+  showError("");
 }
 
 // ---------------------------------------------------------------- Generate
 const generatePage = {
+  panel: null,
   url(format) {
     const v = formValues($("#gen-form"));
     const q = { run: v.run, ckpt: v.ckpt, cls: v.cls, ema: v.ema, format };
@@ -109,28 +160,36 @@ const generatePage = {
     else Object.assign(q, { seed: v.seed, n: v.n });
     return `/api/generate?${params(q)}`;
   },
-  async go() {
-    const img = $("#gen-img");
-    const info = await loadImage(img, generatePage.url("png"));
-    $("#gen-png").href = img.src;
-    $("#gen-npz").href = generatePage.url("npz");
-    $("#gen-info").textContent = `${info.n} images, step ${info.step}, ${info.ema ? "EMA" : "raw"} weights, ` +
-      `${info.columns} per row, ${info.roundTripMs} ms` + (info.command ? ` | ${info.command}` : "");
+  go() {
+    const png = generatePage.url("png"), npz = generatePage.url("npz");
+    return generatePage.panel.run(async (signal) => {
+      const got = await fetchImage(png, { signal });
+      return async () => {
+        const img = $("#gen-img"), info = await showImage(img, got);
+        $("#gen-png").href = img.src;
+        $("#gen-npz").href = npz;
+        $("#gen-info").textContent = `${info.n} images, step ${info.step}, ${info.ema ? "EMA" : "raw"} weights, ` +
+          `${info.columns} per row, ${info.roundTripMs} ms` + (info.command ? ` | ${info.command}` : "");
+      };
+    });
   },
 };
 
 // ---------------------------------------------------------------- Latent explorer
 const latentPage = {
-  dims: {}, pcs: {}, last: "walk",
+  dims: {}, pcs: {}, last: "walk", panel: null,
   setup(info) {
     $("#lat-dim").max = Math.max(0, (info.nz || 1) - 1);
     const box = $("#lat-pcs");
     if (!box.children.length) {
-      box.innerHTML = [0, 1, 2, 3, 4].map((i) => `<label class="wide">PC${i + 1} <input type="range" ` +
-        `class="lat-pc" data-pc="${i}" min="-3" max="3" step="0.1" value="0"></label>`).join("");
-      $$(".lat-pc").forEach((s) => s.addEventListener("input", () => {
-        latentPage.pcs[s.dataset.pc] = s.value; latentPage.last = "pc"; latentPage.draw();
-      }));
+      for (let i = 0; i < 5; i++) {
+        const slider = el("input", { type: "range", className: "lat-pc", dataset: { pc: String(i) }, min: -3, max: 3,
+                                     step: 0.1, value: 0 });
+        slider.addEventListener("input", () => {
+          latentPage.pcs[slider.dataset.pc] = slider.value; latentPage.last = "pc"; latentPage.draw();
+        });
+        box.append(el("label", { className: "wide" }, `PC${i + 1} `, slider));
+      }
     }
     latentPage.resize();
   },
@@ -152,55 +211,73 @@ const latentPage = {
     }
     return q;
   },
-  draw: latest(async () => {
-    const q = latentPage.query();
-    if (!q.run) return;
-    const info = await loadImage($("#lat-img"), `/api/latent/frame?${params(q)}`);
-    studio.lastRoundTripMs = info.roundTripMs;
-    $("#lat-pos-text").textContent = `${info.position} / ${info.total}`;
-    $("#lat-cmd").textContent = info.command;
-    $("#lat-info").textContent = `${info.where}; step ${info.step}; round trip ${info.roundTripMs} ms`;
-    $("#lat-dims-text").textContent = Object.keys(latentPage.dims).length
-      ? "set: " + Object.entries(latentPage.dims).map(([k, x]) => `z[${k}] = ${x}`).join(", ") : "";
-  }),
+  draw() {  // the query is read when the request is sent: a wish made meanwhile waits and is sent next
+    return latentPage.panel.run(async (signal) => {
+      const q = latentPage.query();
+      if (!q.run) return null;
+      const got = await fetchImage(`/api/latent/frame?${params(q)}`, { signal });
+      return async () => {
+        const info = await showImage($("#lat-img"), got);
+        studio.lastRoundTripMs = info.roundTripMs;
+        $("#lat-pos-text").textContent = `${info.position} / ${info.total}`;
+        $("#lat-cmd").textContent = info.command;
+        $("#lat-info").textContent = `${info.where}; step ${info.step}; round trip ${info.roundTripMs} ms`;
+        $("#lat-dims-text").textContent = Object.keys(latentPage.dims).length
+          ? "set: " + Object.entries(latentPage.dims).map(([k, x]) => `z[${k}] = ${x}`).join(", ") : "";
+      };
+    });
+  },
 };
 
 // ---------------------------------------------------------------- Translate
 const translatePage = {
-  async show(info) {
-    const parts = [`input ${info.input.join("x")} -> output ${info.output.join("x")}`, `step ${info.step}`,
-      `direction ${info.direction}`, `${info.roundTripMs} ms`];
-    $("#tr-info").textContent = (info.panels === 3 ? "input | output | target: " : "input | output: ") + parts.join(", ");
+  panel: null,
+  show(got) {  // an upload and a held-out image draw into the same panel: only the latest request's answer
+    return async () => {
+      const info = await showImage($("#tr-img"), got);
+      const parts = [`input ${info.input.join("x")} -> output ${info.output.join("x")}`, `step ${info.step}`,
+        `direction ${info.direction}`, `${info.roundTripMs} ms`];
+      $("#tr-info").textContent = (info.panels === 3 ? "input | output | target: " : "input | output: ") +
+        parts.join(", ");
+    };
   },
-  upload: latest(async () => {
+  upload() {
     const form = $("#tr-form"), file = $("#tr-file").files[0];
-    if (!file) return;
+    if (!file) return Promise.resolve();
     const body = new FormData();
     body.append("run", form.run.value); body.append("ckpt", form.ckpt.value);
     body.append("direction", studio.info[form.run.value]?.cyclegan ? form.direction.value : "");
     body.append("file", file);
-    translatePage.show(await loadImage($("#tr-img"), "/api/translate", { method: "POST", body }));
-  }),
-  heldOut: latest(async () => {
+    return translatePage.panel.run(async (signal) => translatePage.show(
+      await fetchImage("/api/translate", { method: "POST", body, signal })));
+  },
+  heldOut() {
     const v = formValues($("#tr-form"));
     const q = { run: v.run, ckpt: v.ckpt, index: v.index, direction: studio.info[v.run]?.cyclegan ? v.direction : "" };
-    translatePage.show(await loadImage($("#tr-img"), `/api/translate/heldout?${params(q)}`));
-  }),
+    return translatePage.panel.run(async (signal) => translatePage.show(
+      await fetchImage(`/api/translate/heldout?${params(q)}`, { signal })));
+  },
 };
 
 const stylizePage = {
-  run: latest(async () => {
+  panel: null,
+  run() {
     const form = $("#st-form"), content = $("#st-content").files[0], style = $("#st-style").files[0];
-    if (!content || !style) { showError("Choose a photo and a style image first."); return; }
+    if (!content || !style) { showError("Choose a photo and a style image first."); return Promise.resolve(); }
     const body = new FormData();
     body.append("content", content); body.append("style", style);
     body.append("size", form.size.value); body.append("iterations", form.iterations.value);
     $("#st-info").textContent = "stylizing ...";
-    const info = await loadImage($("#st-img"), "/api/stylize", { method: "POST", body });
-    $("#st-info").textContent = `photo | style | result ${info.size.join("x")}: ${info.iterations} iterations, ` +
-      `loss ${info.loss_start.toPrecision(4)} -> ${info.loss_end.toPrecision(4)}, ${info.seconds} s ` +
-      `(${info.network} network) | ${info.command}`;
-  }),
+    return stylizePage.panel.run(async (signal) => {
+      const got = await fetchImage("/api/stylize", { method: "POST", body, signal });
+      return async () => {
+        const info = await showImage($("#st-img"), got);
+        $("#st-info").textContent = `photo | style | result ${info.size.join("x")}: ${info.iterations} iterations, ` +
+          `loss ${info.loss_start.toPrecision(4)} -> ${info.loss_end.toPrecision(4)}, ${info.seconds} s ` +
+          `(${info.network} network) | ${info.command}`;
+      };
+    });
+  },
 };
 
 // ---------------------------------------------------------------- Training monitor
@@ -226,39 +303,76 @@ function drawChart(canvas, rows, series) {
   });
 }
 
+// One row of the runs table; the action offered: Stop (training here), Resume (stopped or failed), or
+// "continue to N steps" for a finished run (N beyond its last checkpoint, asked for).
+function runRow(r, typed) {
+  const ev = Object.entries(r.eval || {}).map(([k, v]) => `${k.slice(5)} ${Number(v).toPrecision(4)}`).join(", ");
+  const best = r.best ? `${r.best.name} ${Number(r.best.value).toPrecision(4)} @ ${r.best.step}` : "";
+  const eta = r.eta_s == null ? "" : `${Math.round(r.eta_s)} s`;
+  const act = el("td", { className: "act" });
+  if (r.status === "running") act.append(el("button", { type: "button", dataset: { stop: r.id } }, "Stop"));
+  else if (r.offer && r.offer.action === "resume") {
+    act.append(el("button", { type: "button", dataset: { resume: r.id } }, "Resume"));
+  } else if (r.offer && r.offer.action === "continue") {
+    const steps = el("input", { type: "number", className: "mon-steps", min: r.offer.min_steps, step: 1,
+                                required: true, placeholder: String(r.offer.min_steps), "aria-label": "steps to reach",
+                                dataset: { run: r.id } });
+    if (typed[r.id] != null) steps.value = typed[r.id];
+    act.append(el("label", {}, "continue to ", steps, " steps "),
+               el("button", { type: "button", dataset: { continue: r.id } }, "Continue"));
+  }
+  return el("tr", { dataset: { run: r.id }, className: r.id === monitor.current ? "chosen" : null },
+    el("td", {}, r.id), el("td", {}, r.model || ""), el("td", { className: "status" }, r.status),
+    el("td", {}, `${r.step}/${r.total_steps || "?"}`), el("td", {}, r.img_per_s ?? ""), el("td", {}, eta),
+    el("td", {}, ev), el("td", {}, best), act);
+}
+
 const monitor = {
-  current: null, rows: [], source: null,
-  async refresh() {
-    const data = await getJSON("/api/runs");
-    studio.runs = data.runs;
-    $("#mon-presets").innerHTML = data.presets.map((p) => `<option>${p}</option>`).join("");
-    $("#mon-runs tbody").innerHTML = data.runs.map((r) => {
-      const ev = Object.entries(r.eval || {}).map(([k, v]) => `${k.slice(5)} ${Number(v).toPrecision(4)}`).join(", ");
-      const best = r.best ? `${r.best.name} ${Number(r.best.value).toPrecision(4)} @ ${r.best.step}` : "";
-      const eta = r.eta_s == null ? "" : `${Math.round(r.eta_s)} s`;
-      const act = r.status === "running" ? `<button data-stop="${r.id}">Stop</button>`
-        : (r.checkpoints.length ? `<button data-resume="${r.id}">Resume</button>` : "");
-      return `<tr data-run="${r.id}" class="${r.id === monitor.current ? "chosen" : ""}"><td>${r.id}</td>` +
-        `<td>${r.model || ""}</td><td class="status">${r.status}</td><td>${r.step}/${r.total_steps || "?"}</td>` +
-        `<td>${r.img_per_s ?? ""}</td><td>${eta}</td><td>${ev}</td><td>${best}</td><td>${act}</td></tr>`;
-    }).join("");
+  current: null, rows: [], source: null, panel: null,
+  refresh() {
+    return monitor.panel.run(async (signal) => {
+      const data = await getJSON("/api/runs", { signal });
+      return () => {
+        studio.runs = data.runs;
+        fillSelect($("#mon-presets"), data.presets);
+        const body = $("#mon-runs tbody"), focused = document.activeElement;
+        const typed = Object.fromEntries($$("input.mon-steps", body).map((i) => [i.dataset.run, i.value]));
+        const refocus = focused && focused.classList.contains("mon-steps") ? focused.dataset.run : null;
+        body.replaceChildren(...data.runs.map((r) => runRow(r, typed)));
+        if (refocus != null) {
+          const again = $$("input.mon-steps", body).find((i) => i.dataset.run === refocus);
+          if (again) again.focus();
+        }
+      };
+    });
+  },
+  async resume(run, steps) {
+    await postJSON("/api/run/resume", steps == null ? { run } : { run, steps });
+    monitor.open(run);
   },
   open(run) {
     if (monitor.source) monitor.source.close();
     monitor.current = run; monitor.rows = [];
+    monitor.draw();
     $("#mon-title").textContent = run;
+    $("#mon-info").textContent = ""; $("#mon-log").textContent = "";
     const src = new EventSource(`/api/run/events?${params({ run })}`);
     monitor.source = src;
-    src.addEventListener("row", (e) => { monitor.rows.push(JSON.parse(e.data)); monitor.draw(); });
-    src.addEventListener("sample", () => { $("#mon-sample").src = `/api/run/sample.png?${params({ run, t: Date.now() })}`; });
+    const mine = () => monitor.source === src;  // events of a run no longer shown are dropped
+    src.addEventListener("row", (e) => { if (mine()) { monitor.rows.push(JSON.parse(e.data)); monitor.draw(); } });
+    src.addEventListener("sample", () => {
+      if (mine()) $("#mon-sample").src = `/api/run/sample.png?${params({ run, t: Date.now() })}`;
+    });
     src.addEventListener("status", (e) => {
+      if (!mine()) return;
       const s = JSON.parse(e.data);
       $("#mon-info").textContent = `${s.status}: step ${s.step}/${s.total_steps || "?"}` +
         (s.img_per_s ? `, ${s.img_per_s} img/s` : "") + (s.eta_s != null ? `, ETA ${Math.round(s.eta_s)} s` : "");
       monitor.refresh();
-      getJSON(`/api/run?${params({ run })}`).then((d) => { $("#mon-log").textContent = d.log; }).catch(() => {});
+      getJSON(`/api/run?${params({ run })}`).then((d) => { if (mine()) $("#mon-log").textContent = d.log; })
+        .catch(() => {});
     });
-    src.addEventListener("end", () => { src.close(); monitor.refresh(); });
+    src.addEventListener("end", () => { src.close(); if (mine()) monitor.refresh(); });
     monitor.refresh();
   },
   draw() {
@@ -272,14 +386,14 @@ const monitor = {
 
 // ---------------------------------------------------------------- GAN Lab
 const lab = {
-  playing: false, started: false, points: [],
+  playing: false, started: false, points: [], panel: null,
   async start() {
     if (lab.started) return;
     lab.started = true;
     const s = await getJSON("/api/lab/state");
-    $("#lab-data").innerHTML = Object.entries(s.datasets).map(([n, d]) => `<option value="${n}">${n} (${d}-D)</option>`)
-      .join("") + '<option value="points">your points</option>';
-    $("#lab-loss").innerHTML = s.losses.map((l) => `<option>${l}</option>`).join("");
+    fillSelect($("#lab-data"), Object.entries(s.datasets).map(([n, d]) => [n, `${n} (${d}-D)`])
+      .concat([["points", "your points"]]));
+    fillSelect($("#lab-loss"), s.losses);
     const f = $("#lab-form");
     f.data.value = s.data; f.loss.value = s.loss; f.k.value = s.k; f.lr_g.value = s.lr_g; f.lr_d.value = s.lr_d;
     await lab.frame();
@@ -290,15 +404,20 @@ const lab = {
     if (v.data === "points") out.points = lab.points.map((p) => ($("#lab-1d").checked ? [p[0]] : p));
     return out;
   },
-  async configure() { await postJSON("/api/lab/config", lab.settings()); await lab.frame(); },
-  async frame() {
-    const s = await loadImage($("#lab-img"), `/api/lab/frame.png?t=${Date.now()}`);
-    const logs = Object.entries(s.logs).map(([k, v]) => `${k} ${Number(v).toFixed(3)}`).join(", ");
-    const fr = s.frame || {};
-    $("#lab-info").textContent = `step ${s.step} (D updates ${s.updates.D}, G updates ${s.updates.G}); ${logs}` +
-      (fr.js != null ? `; JS ${fr.js}` : "") + `; frame drawn in ${s.render_ms} ms, round trip ${s.roundTripMs} ms`;
+  async configure() { await postJSON("/api/lab/config", lab.settings()); showError(""); await lab.frame(); },
+  frame() {  // the state after every step asked for so far; only the newest frame is drawn
+    return lab.panel.run(async (signal) => {
+      const got = await fetchImage(`/api/lab/frame.png?t=${Date.now()}`, { signal });
+      return async () => {
+        const s = await showImage($("#lab-img"), got);
+        const logs = Object.entries(s.logs).map(([k, v]) => `${k} ${Number(v).toFixed(3)}`).join(", ");
+        const fr = s.frame || {};
+        $("#lab-info").textContent = `step ${s.step} (D updates ${s.updates.D}, G updates ${s.updates.G}); ${logs}` +
+          (fr.js != null ? `; JS ${fr.js}` : "") + `; frame drawn in ${s.render_ms} ms, round trip ${s.roundTripMs} ms`;
+      };
+    });
   },
-  async step(what, n) { await postJSON("/api/lab/step", { what, n }); await lab.frame(); },
+  async step(what, n) { await postJSON("/api/lab/step", { what, n }); showError(""); await lab.frame(); },
   async loop() {
     while (lab.playing) {
       try { await lab.step("both", Number($("#lab-spf").value) || 10); showError(""); } catch (e) { showError(e.message); lab.toggle(); }
@@ -331,9 +450,10 @@ const lab = {
 // ---------------------------------------------------------------- wiring
 function wire() {
   window.addEventListener("hashchange", showPage);
-  const guard = (fn) => async (...a) => { try { await fn(...a); showError(""); } catch (e) { showError(e.message); } };
+  // actions outside the panels: a refusal is shown; the panels clear the message when they draw
+  const guard = (fn) => async (...a) => { try { await fn(...a); } catch (e) { showError(e.message); } };
   for (const sel of $$("select.runs")) sel.addEventListener("change", guard(() => runChosen(sel.form)));
-  $("#gen-form").addEventListener("submit", guard(async (e) => { e.preventDefault(); await generatePage.go(); }));
+  $("#gen-form").addEventListener("submit", (e) => { e.preventDefault(); generatePage.go(); });
   const lat = $("#lat-form");
   lat.addEventListener("change", (e) => {
     if (e.target.classList.contains("runs") || e.target.type === "range") return;
@@ -358,9 +478,13 @@ function wire() {
   $("#st-go").addEventListener("click", () => stylizePage.run());
   $("#mon-runs").addEventListener("click", guard(async (e) => {
     const b = e.target.closest("button"), row = e.target.closest("tr[data-run]");
-    if (b && b.dataset.stop) { await postJSON("/api/run/stop", { run: b.dataset.stop }); }
-    else if (b && b.dataset.resume) { await postJSON("/api/run/resume", { run: b.dataset.resume }); monitor.open(b.dataset.resume); }
-    else if (row) monitor.open(row.dataset.run);
+    if (!b && e.target.closest("td.act label")) return;  // typing the steps to continue to
+    if (b && b.dataset.stop) { await postJSON("/api/run/stop", { run: b.dataset.stop }); showError(""); }
+    else if (b && b.dataset.resume) await monitor.resume(b.dataset.resume, null);
+    else if (b && b.dataset.continue) {
+      const steps = $$("input.mon-steps", row).find((i) => i.dataset.run === b.dataset.continue);
+      await monitor.resume(b.dataset.continue, steps.value.trim());
+    } else if (row) monitor.open(row.dataset.run);
     await monitor.refresh();
   }));
   $("#mon-start").addEventListener("submit", guard(async (e) => {
@@ -376,7 +500,7 @@ function wire() {
   $("#lab-step-g").addEventListener("click", guard(() => lab.step("G", 1)));
   $("#lab-reset").addEventListener("click", guard(async () => {
     const s = lab.settings(); s.seed = Math.floor(Math.random() * 1000);
-    await postJSON("/api/lab/config", s); await lab.frame();
+    await postJSON("/api/lab/config", s); showError(""); await lab.frame();
   }));
   $("#lab-form").addEventListener("change", guard(async (e) => {
     if (e.target.id === "lab-spf" || e.target.id === "lab-1d") return;
@@ -391,6 +515,12 @@ function wire() {
   lab.drawPoints();
 }
 
+generatePage.panel = new Panel($("#gen-panel"));
+latentPage.panel = new Panel($("#lat-panel"), { coalesce: true });
+translatePage.panel = new Panel($("#tr-panel"));
+stylizePage.panel = new Panel($("#st-panel"));
+monitor.panel = new Panel($("#mon-runs"), { coalesce: true });
+lab.panel = new Panel($("#lab-panel"), { coalesce: true });
 wire();
 showPage();
 loadRuns().then(() => { document.body.dataset.ready = "1"; }).catch((e) => { showError(e.message); document.body.dataset.ready = "1"; });
