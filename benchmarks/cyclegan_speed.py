@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from ganforge.config import resolve_config
 from ganforge.data.pairs import SizeRule
 from ganforge.data.unaligned import UNALIGNED_DATASETS, Domains, UnalignedSource
-from ganforge.models import build_model
+from ganforge.families import build_model
 from ganforge.train.run import build_run
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from ganforge.export import export, inputs_at, load_onnx
-from ganforge.models import MODELS, model_config
+from ganforge.families import MODELS, model_config
 from ganforge.pipelines import pipeline_for
 
 OPTIONS = {"dcgan": {"image_size": 28, "channels": 1}, "cgan": {"num_classes": 10}}

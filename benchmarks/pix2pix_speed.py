@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from ganforge.config import resolve_config
 from ganforge.data.pairs import PAIRED_DATASETS, PairedSource, SizeRule
-from ganforge.models import build_model
+from ganforge.families import build_model
 from ganforge.train.run import build_run
 
 

@@ -13,8 +13,8 @@ import ganforge
 from conftest import tiny_config
 from ganforge.cli import main
 from ganforge.errors import GanforgeError
+from ganforge.families import build_model
 from ganforge.metrics.evaluation import Features, per_class_metrics
-from ganforge.models import build_model
 from ganforge.models.cgan import label_matrix
 
 SMALL = {"ngf": 8, "ndf": 8, "nz": 16}

@@ -16,7 +16,7 @@ from ganforge.config import (
     resolve_config,
 )
 from ganforge.errors import GanforgeError
-from ganforge.models import model_config
+from ganforge.families import model_config
 
 
 def test_defaults():
@@ -131,7 +131,7 @@ def test_shipped_presets_load_and_validate(name):
     # (the presets without image_size train on 28x28 grayscale Fashion-MNIST)
     import dataclasses
 
-    from ganforge.models import MODELS
+    from ganforge.families import MODELS
 
     fields = {f.name for f in dataclasses.fields(MODELS.get(cfg.model).config_cls)}
     data_shape = {"image_size": cfg.data.image_size or 28, "channels": cfg.data.channels or 1}

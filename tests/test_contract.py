@@ -13,9 +13,7 @@ from safetensors.torch import load_file
 import ganforge
 from conftest import train_interrupted
 from ganforge.checkpoint import resolve_checkpoint
-from ganforge.models import MODELS
-from ganforge.pipelines import PIPELINES
-from ganforge.tasks import TASKS
+from ganforge.families import FAMILIES, MODELS, family_of
 from ganforge.train.run import build_run
 
 # model -> settings of a run that trains in about a second on the tests' tiny data ("{root}": its folder)
@@ -59,11 +57,11 @@ def _weights(run, which="latest"):
     return load_file(str(resolve_checkpoint(run, which) / "weights.safetensors"))
 
 
-def test_every_registered_model_has_a_tiny_configuration_and_every_task_a_model():
+def test_every_registered_model_has_a_tiny_configuration_and_every_family_a_model():
     missing = [m for m in MODELS.names() if m not in TINY]
     assert not missing, f"add a tiny configuration for the new model(s) {missing} to TINY in {__file__}"
-    assert {MODELS.get(m).task for m in MODELS.names()} == set(TASKS.names())
-    assert {MODELS.get(m).pipeline for m in MODELS.names()} <= set(PIPELINES.names())
+    assert {family_of(m).name for m in MODELS.names()} == set(FAMILIES.names())
+    assert sorted(m.name for f in FAMILIES.names() for m in FAMILIES.get(f).models) == MODELS.names()
 
 
 @pytest.mark.parametrize("name", MODELS.names())
@@ -79,7 +77,7 @@ def test_model_trains_checkpoints_reloads_and_generates(name, idx_root, tmp_path
     assert (run_dir / "samples.png").is_file() and (run_dir / "losses.png").is_file()
 
     model = ganforge.load(run_dir)
-    assert type(model) is PIPELINES.get(MODELS.get(name).pipeline)
+    assert type(model) is family_of(name).pipeline
     assert model.step == 2 and model.name == name
     # the loaded weights are the trained ones, EMA copies included
     for net_name, net in run.task.nets.items():

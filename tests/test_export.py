@@ -23,8 +23,7 @@ import ganforge
 import ganforge.export as gexport
 from conftest import make_idx_dataset
 from ganforge.cli import main
-from ganforge.models import MODELS
-from ganforge.pipelines import PIPELINES, load
+from ganforge.families import MODELS, family_of, load
 from ganforge.viz import to_uint8
 from test_contract import tiny
 
@@ -143,12 +142,12 @@ def test_every_registered_generator_exports_and_matches_pytorch(name, fmt, expor
     assert [i["name"] for i in json.loads(meta["inputs"])] == names
     assert json.loads(meta["output"])["range"] == (list(model.output_spec().range) if model.output_spec().range
                                                    else None)
-    if model.samples_from_noise:
+    if family_of(model).can("sample") or family_of(model).can("points"):
         assert int(meta["latent_size"]) == model.nz
     if spatial:
         assert int(meta["spatial_multiple"]) == m
         assert json.loads(meta["inputs"])[0]["range"] == [-1.0, 1.0]
-    assert json.loads(meta["class_names"]) == (model.class_names if model.num_classes else [])
+    assert json.loads(meta["class_names"]) == (model.class_names if getattr(model, "num_classes", 0) else [])
 
 
 @pytest.mark.parametrize("fmt", gexport.FORMATS)
@@ -167,7 +166,7 @@ def test_class_labels_are_honoured(fmt, exported, trained):
     np.testing.assert_allclose(_run(fmt, path, mixed, ["z", "y"]), _eager(model, mixed, False), atol=1e-6, rtol=0)
 
 
-TWO_WAY = [m for m in MODEL_NAMES if hasattr(PIPELINES.get(MODELS.get(m).pipeline), "direction")]
+TWO_WAY = [m for m in MODEL_NAMES if family_of(m).can("cycle")]
 
 
 @pytest.mark.parametrize("name", TWO_WAY)

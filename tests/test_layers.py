@@ -56,6 +56,7 @@ LAYERS: dict[str, tuple[int, ...]] = {
     "metrics": (5,),
     "pipelines": (6,),
     "tasks": (7,),
+    "families": (7, 5),  # one description per model family, and the list of them all
     "train": (8,),
     "latent": (9,),  # a module or a package
     "translation": (9,),

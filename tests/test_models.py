@@ -8,7 +8,8 @@ from torch import nn
 
 import ganforge
 from ganforge.errors import GanforgeError
-from ganforge.models import MODELS, build_model, count_parameters
+from ganforge.families import MODELS, build_model
+from ganforge.models import count_parameters
 from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
 
 

@@ -5,10 +5,10 @@ from .api import RunResult, evaluate, info, load, resolve_device, resume, styliz
 from .config import DataConfig, TrainConfig, resolve_config
 from .data import DATASETS, load_dataset
 from .errors import GanforgeError
+from .families import FAMILIES, MODELS, build_model, family_of, register_family
 from .losses import LOSSES
-from .models import MODELS, build_model, count_parameters
+from .models import count_parameters
 from .pipelines import (
-                        PIPELINES,
                         CycleGANPipeline,
                         NoisePipeline,
                         Pipeline,
@@ -16,13 +16,13 @@ from .pipelines import (
                         StylizationPipeline,
                         TranslationPipeline,
 )
-from .tasks import TASKS
 from .version import __version__
 from .viz.notebook import show
 
 __all__ = [
     "__version__", "build_model", "count_parameters", "CycleGANPipeline", "DataConfig", "DATASETS", "evaluate",
-    "GanforgeError", "info", "latent", "load", "load_dataset", "LOSSES", "MODELS", "NoisePipeline", "Pipeline",
-    "PIPELINES", "PointsPipeline", "resolve_config", "resolve_device", "resume", "RunResult", "show", "stylize",
-    "StylizationPipeline", "TASKS", "train", "TrainConfig", "translate", "TranslationPipeline",
+    "FAMILIES", "family_of", "GanforgeError", "info", "latent", "load", "load_dataset", "LOSSES", "MODELS",
+    "NoisePipeline", "Pipeline", "PointsPipeline", "register_family", "resolve_config", "resolve_device", "resume",
+    "RunResult", "show", "stylize", "StylizationPipeline", "train", "TrainConfig", "translate",
+    "TranslationPipeline",
 ]

@@ -12,21 +12,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from .checkpoint import load_checkpoint, resolve_checkpoint
 from .config import DATA_ALIASES, TASK_ALIASES, TrainConfig, config_from_dict, parse_override, resolve_config
 from .data.toy import TOY, load_toy
 from .errors import GanforgeError
+from .families import family_of, load, model_spec
 from .losses import LOSSES
 from .metrics.evaluation import evaluate as evaluate_samples
-from .models import MODELS, complete_options, count_parameters, model_config
-from .pipelines import Pipeline, load, resolve_device
+from .models import count_parameters
+from .pipelines import Pipeline, resolve_device
 from .style_transfer import stylize
-from .tasks import TASKS
+from .threads import applies_threads, use_threads
 from .train.run import RunResult, build_run
 from .translation import translate
 from .viz import read_metrics
@@ -35,8 +35,8 @@ from .viz.toy import compare_runs
 
 def info(model: str, options: dict[str, Any] | None = None) -> dict[str, int]:
     """Parameter count of each network of ``model`` built with ``options``, e.g. {"G": ..., "D": ...}."""
-    spec = MODELS.get(model)
-    nets = spec.build(model_config(model, complete_options(model, options)))
+    spec = model_spec(model)
+    nets = spec.networks(spec.complete(options))
     return {name: count_parameters(net) for name, net in nets.items()}
 
 
@@ -44,17 +44,25 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> RunRes
     """Train ``cfg`` into ``run_dir`` (or continue the run there when ``resume``).
 
     Under torchrun (WORLD_SIZE > 1) every process calls this; gradients are averaged with DDP and
-    only rank 0 writes files.
+    only rank 0 writes files. CPU threads: ``cfg.threads``, else the policy of :mod:`ganforge.threads`
+    (a resumed run continues with the count it recorded); the run records the count it used.
     """
-    run = build_run(cfg, run_dir, resume=resume)
-    try:
-        return run.fit()
-    finally:
-        run.close()
+    recorded = (load_checkpoint(run_dir).meta.get("config") or {}).get("threads") if resume else None
+    with use_threads(cfg.threads, recorded, announce=_says_threads(cfg)) as n:
+        run = build_run(dataclasses.replace(cfg, threads=n), run_dir, resume=resume)
+        try:
+            return run.fit()
+        finally:
+            run.close()
+
+
+def _says_threads(cfg: TrainConfig) -> bool:
+    """Whether this process says its choice of CPU threads: training on the CPU, rank 0 under torchrun."""
+    return os.environ.get("RANK", "0") == "0" and resolve_device(cfg.device).type == "cpu"
 
 
 RESUME_CHANGES = ("steps", "epochs", "progress", "log_every", "sample_every", "ckpt_every", "keep_ckpts", "device",
-                  "precision", "eval_every", "eval_n")  # what may change when a run continues
+                  "precision", "eval_every", "eval_n", "threads")  # what may change when a run continues
 
 
 def plan_resume(run_dir: str | Path, changes: dict[str, Any] | None = None,
@@ -84,7 +92,7 @@ def plan_resume(run_dir: str | Path, changes: dict[str, Any] | None = None,
                                 "restarted; start a new one with another --out.") from None
         restart = True
     if "task_options" not in values:  # the first release's flat layout held every task's names at the top level
-        options = TASKS.get(MODELS.get(values.get("model", "dcgan")).task).options_cls
+        options = family_of(values.get("model", "dcgan")).task.options_cls
         own = {f.name for f in dataclasses.fields(options)}
         values = {k: v for k, v in values.items() if k not in TASK_ALIASES or k in own}
     before = config_from_dict(values)
@@ -127,14 +135,17 @@ def resume(run_dir: str | Path, changes: dict[str, Any] | None = None,
     """Continue the run in ``run_dir`` from its latest checkpoint, with its saved config (see
     :func:`plan_resume` for what may change). A run that stopped before its first checkpoint starts
     again from step 0 with its saved config."""
-    cfg, _, restart = plan_resume(run_dir, changes, overrides)
-    run = build_run(cfg, run_dir, resume=not restart, restart=restart)
-    try:
-        return run.fit()
-    finally:
-        run.close()
+    cfg, changed, restart = plan_resume(run_dir, changes, overrides)
+    asked, recorded = (cfg.threads, changed["threads"][0]) if "threads" in changed else (None, cfg.threads)
+    with use_threads(asked, recorded, announce=_says_threads(cfg)) as n:
+        run = build_run(dataclasses.replace(cfg, threads=n), run_dir, resume=not restart, restart=restart)
+        try:
+            return run.fit()
+        finally:
+            run.close()
 
 
+@applies_threads
 def evaluate(source: str | Path | Pipeline, against: str | None = None, metrics=("fid",), extractor: str | None = None,
              n: int | None = None, ckpt: str = "latest", seed: int = 0, weights: str | None = None,
              device: str = "cpu", batch_size: int = 100, ema: bool | None = None, data_root: str | None = None,
@@ -149,6 +160,10 @@ def evaluate(source: str | Path | Pipeline, against: str | None = None, metrics=
     if model is None and not (path.suffix == ".npz" and path.is_file()) and not (
             path.is_dir() and not (path / "checkpoints").is_dir() and not (path / "meta.json").is_file()):
         model = load(path, ckpt, device)
+    if model is not None and not family_of(model).can("eval"):
+        what = ("generates points, not images" if family_of(model).can("points") else
+                "translates images; evaluate it on held-out pairs with ganforge translate RUN --split test")
+        raise GanforgeError(f"{model.source!r} is a {model.name} model: it {what}.")
     return evaluate_samples(path, against=against, metrics=metrics, extractor=extractor, n=n, seed=seed,
                             weights=weights, device=device, batch_size=batch_size, ema=ema, data_root=data_root,
                             split=split, real_vs_real=real_vs_real, record=record, model=model,
@@ -207,12 +222,9 @@ def toy_config(data: str, flags: dict[str, Any] | None = None, overrides: list[s
 def train_toy(cfg: TrainConfig, out: str | Path) -> dict[str, Any]:
     """Train one toy run into ``out`` (frames, progress.gif, losses.png, divergence.png); returns
     {"run_dir", "step", "nets", and the last frame's divergence estimates}."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # networks this small run fastest on one CPU thread (measured 2.8 ms/step vs 6+ on 2)
-    try:
-        result = train(cfg, out)
-    finally:
-        torch.set_num_threads(threads)
+    if cfg.threads is None:  # networks this small run fastest on one CPU thread (measured 2.8 ms/step vs 6+ on 2)
+        cfg = dataclasses.replace(cfg, threads=1)
+    result = train(cfg, out)
     run_dir = Path(out)
     rows = read_metrics(run_dir / "toy_metrics.jsonl")
     return {"run_dir": run_dir, "step": result.step, "nets": result.nets, "stopped_by": result.stopped_by,

@@ -9,17 +9,17 @@ import sys
 from pathlib import Path
 
 from .config import PRECISIONS, preset_names
-from .threads import add_threads_option
+from .threads import add_threads_option, parse_threads, use_threads
 
 
 def _registry_text() -> str:
     from .data import DATASETS
     from .data.paired import PAIRED_DATASETS
     from .data.unaligned import UNALIGNED_DATASETS
+    from .families import model_names, model_spec
     from .losses import LOSSES
-    from .models import MODELS
 
-    models = "\n".join(f"  {n:10s} {MODELS.get(n).description}" for n in MODELS.names())
+    models = "\n".join(f"  {n:10s} {model_spec(n).description}" for n in model_names())
     return (f"models:\n{models}\n"
             f"datasets: {', '.join(DATASETS.names())}, or a folder of images (class subfolders = labels)\n"
             f"paired (pix2pix): {', '.join(PAIRED_DATASETS.names())},\n"
@@ -152,7 +152,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                 "model, --data, --data-root and --config (settings that may change can be given).")
         changes = {"steps": args.steps, "epochs": args.epochs, "batch_size": args.batch_size,
                    "precision": args.precision, "device": args.device, "seed": args.seed,
-                   "progress": False if args.no_progress else None}
+                   "progress": False if args.no_progress else None, "threads": parse_threads(args.threads)}
         _, changed, restart = plan_resume(args.resume, changes, args.overrides)
         if restart:
             print(f"ganforge: {args.resume} stopped before its first checkpoint; training it again from step 0 "
@@ -164,7 +164,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         flags = {"model": args.model, "data": args.data, "data_root": args.data_root, "steps": args.steps,
                  "epochs": args.epochs, "batch_size": args.batch_size, "precision": args.precision,
-                 "device": args.device, "seed": args.seed, "progress": False if args.no_progress else None}
+                 "device": args.device, "seed": args.seed, "progress": False if args.no_progress else None,
+                 "threads": parse_threads(args.threads)}
         cfg = resolve_config(args.config, flags, args.overrides)
         if cfg.model == "toy" and not args.config:  # the defaults and frames of `ganforge toy`
             from .api import toy_config
@@ -197,6 +198,11 @@ def _rank() -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    with use_threads(args.threads):
+        return _sample(args)
+
+
+def _sample(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
@@ -233,8 +239,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
             save_grid(grid, out, nrow=args.nrow, title=f"class {model.class_name(label)}, step {model.step}")
         else:
             save_grid(grid, out, nrow=args.nrow)
+    from .checkpoint import weights_origin
+
     what = f" of class {model.class_name(label)}" if label is not None else ""
-    print(f"Wrote {args.n} samples{what} from step {model.step} to {out}")
+    print(f"Wrote {args.n} samples{what} from {weights_origin(model.step, model.path)} to {out}")
     return 0
 
 
@@ -279,7 +287,7 @@ def cmd_toy(args: argparse.Namespace) -> int:
 
     flags = {"steps": args.steps, "d_steps": args.d_steps, "lr_g": args.lr_g, "lr_d": args.lr_d,
              "batch_size": args.batch_size, "seed": args.seed, "device": args.device or "cpu",
-             "loss": args.loss, "progress": True if args.progress else None}
+             "loss": args.loss, "progress": True if args.progress else None, "threads": parse_threads(args.threads)}
     if args.z:
         flags["model_options"] = {"z_dist": args.z}
     cfg = toy_config(args.data, flags, args.overrides, frames=args.frames)
@@ -351,8 +359,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if _rank() > 0:  # under torchrun rank 0 says it once
             warnings.simplefilter("ignore")
-        if hasattr(args, "threads"):
-            _set_threads(args)
         return {"train": cmd_train, "sample": cmd_sample, "eval": _cmd_eval, "info": cmd_info,
                 "toy": cmd_toy, "translate": _cmd_translate, "latent": _cmd_latent,
                 "export": _cmd_export, "studio": _cmd_studio, "stylize": _cmd_stylize}[args.command](args)
@@ -371,17 +377,6 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     """A warning as one line for people ("ganforge: warning: ..."), without the source line that Python adds."""
     text = str(message).strip().rstrip(".")
     print(f"ganforge: warning: {text}.", file=file or sys.stderr)
-
-
-def _set_threads(args: argparse.Namespace) -> None:
-    """--threads, or the automatic choice; training says so when other programs leave it fewer cores."""
-    from .threads import cpu_cores, set_threads
-
-    n, why = set_threads(args.threads)
-    device = getattr(args, "device", None) or "cpu"
-    if why == "auto" and n < cpu_cores() and args.command == "train" and device.startswith("cpu"):
-        print(f"ganforge: training with {n} CPU thread{'s' if n > 1 else ''}: other programs keep "
-              f"{cpu_cores() - n} of the {cpu_cores()} cores busy (--threads N to choose).", file=sys.stderr)
 
 
 if __name__ == "__main__":

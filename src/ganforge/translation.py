@@ -13,7 +13,6 @@ size 1, ``eval`` for runs trained with larger batches; ``reference`` and ``eval`
 
 from __future__ import annotations
 
-import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,14 @@ import torch
 from PIL import Image
 
 from .data.folders import IMAGE_EXTENSIONS, list_images, read_image
-from .data.paired import load_paired
+from .data.paired import paired_split
 from .errors import GanforgeError
+from .families import family_of, import_reference, load
 from .io import skipped_message, write_json
 from .metrics.evaluation import batches_from_array, default_extractor, extract, get_extractor
 from .metrics.fid import fid_from_features
 from .metrics.paired import paired_metrics
-from .pipelines import CycleGANPipeline, TranslationPipeline, load, resolve_device
+from .pipelines import TranslationPipeline, resolve_device
 from .pipelines.translation import INFERENCE_MODES
 from .viz import save_image_atomic
 from .viz.columns import fit_cells, save_column_grid
@@ -55,56 +55,31 @@ def load_translator(source: str | Path | None = None, *, ckpt: str = "latest", f
         raise GanforgeError(f"Unknown mode {mode!r}; choose one of: auto, {', '.join(INFERENCE_MODES)}.")
     dev = resolve_device(device)
     if from_reference is not None or from_reference_B is not None:
-        ref_mode = "reference" if mode == "auto" else mode
-        path_A, path_B, found = _cyclegan_files(from_reference, from_reference_B, netG)
-        if path_A is not None or path_B is not None:
-            pipe = CycleGANPipeline.from_reference(path_A, path_B, netG=netG or "resnet_9blocks",
-                                                   norm=norm or "instance", input_nc=input_nc, output_nc=output_nc,
-                                                   ngf=ngf, mode=ref_mode, device=dev, seed=seed)
-            if found:
-                pipe.record["found_G_B"] = found
-            if direction is not None:
-                pipe.direction = direction
-            return pipe
-        return TranslationPipeline.from_reference(
-            from_reference, netG=netG or "unet_256", norm=norm or "batch", input_nc=input_nc or 3,
-            output_nc=output_nc or 3, ngf=ngf or 64, dropout=dropout, mode=ref_mode, device=dev, seed=seed)
-    if source is None:
-        raise GanforgeError("Give a run folder or checkpoint to translate with, or --from-reference FILE.pth.")
-    model = load(source, ckpt, dev)
-    if model.samples_from_noise:
-        raise GanforgeError(f"{str(source)!r} is a {model.name} model, which samples from noise; translate needs "
-                            "an image-to-image model such as pix2pix (use ganforge sample for this one).")
-    if isinstance(model, CycleGANPipeline) and direction is not None:
-        model.direction = direction
-    model.mode = model.mode if mode == "auto" else mode
-    model.seed = seed
-    model.record = {"run": str(source), "checkpoint": str(model.path), "step": model.step, "model": model.name,
-                    "model_options": model.meta.get("model_options")}
-    return model
-
-
-def _cyclegan_files(path: str | Path | None, path_B: str | Path | None, netG: str | None,
-                    ) -> tuple[Path | None, Path | None, str | None]:
-    """(G_A file, G_B file, the G_B file found beside G_A or None) when the reference files are CycleGAN
-    generators; (None, None, None) for a pix2pix ``latest_net_G.pth``."""
-    name = Path(path).name if path is not None else ""
-    cyclegan = path_B is not None or (netG or "").startswith("resnet") or re.search(r"net_G_[AB]\.pth$", name)
-    if not cyclegan:
-        return None, None, None
-    if path is not None and path_B is None and re.search(r"net_G_B\.pth$", name):
-        return None, Path(path), None  # G_B alone: B -> A
-    found = None
-    if path is not None and path_B is None and re.search(r"net_G_A\.pth$", name):
-        sibling = Path(path).with_name(re.sub(r"net_G_A\.pth$", "net_G_B.pth", name))
-        if sibling.is_file():
-            path_B, found = sibling, str(sibling)
-    return (Path(path) if path is not None else None), (Path(path_B) if path_B is not None else None), found
+        options = {"netG": netG, "norm": norm, "input_nc": input_nc, "output_nc": output_nc, "ngf": ngf,
+                   "dropout": dropout}
+        pipe = import_reference(from_reference, from_reference_B, options, "reference" if mode == "auto" else mode,
+                                dev, seed, verb="translate")
+    else:
+        if source is None:
+            raise GanforgeError("Give a run folder or checkpoint to translate with, or --from-reference FILE.pth.")
+        pipe = load(source, ckpt, dev)
+        family = family_of(pipe)
+        if not family.can("translate"):
+            what = "samples from noise" if family.can("sample") or family.can("points") else "does not translate images"
+            raise GanforgeError(f"{str(source)!r} is a {pipe.name} model, which {what}; translate needs an "
+                                "image-to-image model such as pix2pix (use ganforge sample for GANs that sample from "
+                                "noise).")
+        pipe.mode = pipe.mode if mode == "auto" else mode
+        pipe.seed = seed
+        pipe.record = {"run": str(source), "checkpoint": str(pipe.path), "step": pipe.step, "model": pipe.name,
+                       "model_options": pipe.meta.get("model_options")}
+    if direction is not None and family_of(pipe).can("cycle"):
+        pipe.direction = direction
+    return pipe
 
 
 def _record(translator: TranslationPipeline) -> dict[str, Any]:
-    direction = {"direction": translator.direction} if isinstance(translator, CycleGANPipeline) else {}
-    return {**translator.record, "mode": translator.mode, "seed": translator.seed, **direction}
+    return {**translator.record, **translator.settings_record()}
 
 
 def _save_png(image: torch.Tensor, path: Path) -> None:
@@ -177,7 +152,7 @@ def translate_images(translator: TranslationPipeline, inputs: list[torch.Tensor]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     outputs: list[torch.Tensor] = []
-    cycle = isinstance(translator, CycleGANPipeline) and translator.has_inverse
+    cycle = family_of(translator).can("cycle") and translator.has_inverse
     reconstructions: list[torch.Tensor] | None = [] if cycle else None
     bar = None
     if progress:
@@ -270,18 +245,6 @@ def read_inputs(path: str | Path, aligned: bool = False, direction: str = "AtoB"
     return images, names, (targets if aligned else None)
 
 
-def paired_split(source: str, split: str = "test", root: str | None = None, direction: str = "AtoB",
-                 derive: str | None = None, size: int = 256, n: int | None = None, with_total: bool = False
-                 ) -> tuple:
-    """Inputs, names and targets of the first ``n`` pairs (None: all) of a paired dataset split at ``size``
-    x ``size`` (no crop, no flip); ``with_total`` adds the number of pairs the split holds."""
-    data = load_paired(source, root, split, direction=direction, load_size=size, crop_size=size, flip=False,
-                       derive=derive)
-    k = len(data) if n is None else min(n, len(data))
-    out = list(data.A[:k]), list(data.names[:k]), list(data.B[:k])
-    return (*out, len(data)) if with_total else out
-
-
 SPLIT_N = 500  # pairs of a split translated when no count is given (n="all": every pair)
 
 
@@ -311,10 +274,11 @@ def translate(source: str | Path | None = None, inputs: str | Path | None = None
     t = load_translator(source, ckpt=ckpt, from_reference=from_reference, from_reference_B=from_reference_B,
                         netG=netG, norm=norm, input_nc=input_nc, output_nc=output_nc, ngf=ngf, dropout=dropout,
                         mode=mode, device=device, seed=seed, direction=direction)
-    cyclegan = isinstance(t, CycleGANPipeline)  # its direction picks the generator, not a half of the data
+    family = family_of(t)
+    two_way = family.can("cycle")  # its direction picks the generator, not a half of the data
     available = None
     if inputs is not None:
-        images, names, targets = read_inputs(inputs, aligned, t.direction if cyclegan else direction or "AtoB")
+        images, names, targets = read_inputs(inputs, aligned, t.direction if two_way else direction or "AtoB")
         if n is not None:
             images, names = images[:n], names[:n]
             targets = targets[:n] if targets is not None else None
@@ -327,17 +291,11 @@ def translate(source: str | Path | None = None, inputs: str | Path | None = None
         if data is None:
             raise GanforgeError("--split needs --data NAME|DIR with --from-reference.")
         net_size = t.model_cfg.image_size if source is not None else None
-        if cyclegan:  # a split of two unaligned domains: the input domain's images (targets when paired)
-            from .data.unaligned import translation_split
-
-            images, names, targets, available = translation_split(
-                data, split, trained.root if own else None, trained.direction if own else "AtoB",
-                t.direction, size or net_size or 256, n, with_total=True)
-        else:
-            images, names, targets, available = paired_split(
-                data, split, trained.root if own else None, direction or (trained.direction if trained else "AtoB"),
-                derive if derive is not None else (trained.derive if own else None), size or net_size or 256, n,
-                with_total=True)
+        images, names, targets, available = family.read_split(
+            data, split, trained.root if own else None, trained.direction if own else "AtoB",
+            t.direction if two_way else (direction or (trained.direction if trained else "AtoB")),
+            derive if derive is not None else (trained.derive if own else None), size or net_size or 256, n,
+            with_total=True)
     record = translate_images(t, images, names, out, targets, size=size if inputs is not None else None, fid=fid,
                               progress=progress, available=available)
     return record

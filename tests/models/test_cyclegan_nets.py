@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 import ganforge
-from ganforge.models import build_model, count_parameters
+from ganforge.families import build_model
+from ganforge.models import count_parameters
 from ganforge.models.cyclegan import generator_from_reference
 from ganforge.models.patchgan import PatchDiscriminator
 from ganforge.models.resnet import ResnetGenerator, reference_resnet_key_map

@@ -8,7 +8,8 @@ from torch import nn
 
 import ganforge.models.pix2pix  # noqa: F401  (registers "pix2pix")
 from ganforge.errors import GanforgeError
-from ganforge.models import MODELS, build_model, count_parameters, model_config
+from ganforge.families import MODELS, build_model, family_of, model_config
+from ganforge.models import count_parameters
 from ganforge.models.patchgan import (
     PatchDiscriminator,
     PixelDiscriminator,
@@ -369,7 +370,7 @@ def test_generator_from_reference_file(tmp_path):
         generator_from_reference(tmp_path / "absent.pth")
     listed = tmp_path / "list.pth"
     torch.save([1, 2], listed)
-    with pytest.raises(GanforgeError, match="holds a list, not a state dict"):
+    with pytest.raises(GanforgeError, match="holds a list, not a PyTorch state dict"):
         generator_from_reference(listed)
 
 
@@ -379,7 +380,7 @@ def test_generator_from_reference_file(tmp_path):
 
 def test_pix2pix_registered_and_built():
     spec = MODELS.get("pix2pix")
-    assert spec.task == "pix2pix" and spec.config_cls is Pix2PixConfig
+    assert family_of("pix2pix").task.__name__ == "Pix2PixTask" and spec.config_cls is Pix2PixConfig
     nets = build_model("pix2pix", {"image_size": 64, "netG": "unet_64", "ngf": 8, "ndf": 8})
     G, D = nets["G"], nets["D"]
     a = torch.rand(2, 3, 64, 64) * 2 - 1

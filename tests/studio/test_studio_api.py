@@ -52,10 +52,10 @@ def refused(response, status: int, words: str) -> None:
 
 def test_runs_are_listed_with_status_and_kind(client):
     runs = {r["id"]: r for r in client.get("/api/runs").json()["runs"]}
-    assert set(runs) == {"dcgan", "cgan", "p2p", "cycle"} and runs["cycle"]["pipeline"] == "cyclegan"
+    assert set(runs) == {"dcgan", "cgan", "p2p", "cycle"} and "cycle" in runs["cycle"]["offers"]
     assert runs["dcgan"]["status"] == "finished" and runs["dcgan"]["step"] == 60 == runs["dcgan"]["total_steps"]
-    assert runs["dcgan"]["checkpoints"] == [30, 60] and runs["dcgan"]["pipeline"] == "noise"
-    assert runs["p2p"]["pipeline"] == "translation" and runs["dcgan"]["img_per_s"] > 0
+    assert runs["dcgan"]["checkpoints"] == [30, 60] and "sample" in runs["dcgan"]["offers"]
+    assert runs["p2p"]["offers"] == ["export", "translate"] and runs["dcgan"]["img_per_s"] > 0
     best = runs["dcgan"]["best"]
     assert runs["dcgan"]["has_best"] and best["name"] == "fid" and best["step"] in (30, 60)
     assert best["value"] == min(r["eval_fid"] for r in client.get("/api/run/metrics", params={"run": "dcgan"})
@@ -221,7 +221,7 @@ def test_stylize_an_uploaded_photo_with_an_uploaded_style(client):
 
 def test_translate_with_a_cyclegan_in_either_direction(client, studio_data):  # noqa: F811
     d = client.get("/api/run", params={"run": "cycle"}).json()["info"]
-    assert d["cyclegan"] and d["directions"] == ["AtoB", "BtoA"]
+    assert "cycle" in d["offers"] and d["directions"] == ["AtoB", "BtoA"]
     pic = np.random.default_rng(2).integers(0, 255, (32, 32), dtype=np.uint8)
     model = ganforge.load(studio_data["root"] / "cycle")
     for direction in ("AtoB", "BtoA"):

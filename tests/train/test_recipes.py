@@ -14,8 +14,9 @@ import ganforge
 from conftest import tiny_config, train_interrupted
 from ganforge.augment import AdaptiveProbability, augment, cutout, parse_policy, translate
 from ganforge.checkpoint import resolve_checkpoint
+from ganforge.families import build_model
 from ganforge.losses import r1_penalty
-from ganforge.models import build_model, count_parameters
+from ganforge.models import count_parameters
 from ganforge.train.ema import recompute_batchnorm
 
 

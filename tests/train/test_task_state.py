@@ -11,9 +11,11 @@ from safetensors.torch import load_file
 import ganforge
 from conftest import tiny_config, train_interrupted
 from ganforge.checkpoint import resolve_checkpoint
-from ganforge.models import MODELS, ModelSpec
+from ganforge.families import Family, register_family, unregister_family
+from ganforge.families.data import image_data
+from ganforge.models import ModelSpec
 from ganforge.models.mlp import MLPGANConfig, build_mlp_gan
-from ganforge.tasks import TASKS
+from ganforge.pipelines import NoisePipeline
 from ganforge.tasks.gan import GANTask
 
 POOL_MODEL, POOL_TASK, POOL_SIZE = "test-pool-gan", "test-pool-gan", 50
@@ -46,8 +48,8 @@ class ImagePool:
 class PoolGANTask(GANTask):
     """GANTask whose D phase scores fakes drawn through an :class:`ImagePool`."""
 
-    def __init__(self, nets, model_cfg, train_cfg, options=None, pipeline=None) -> None:
-        super().__init__(nets, model_cfg, train_cfg, options, pipeline)
+    def __init__(self, nets, model_cfg, options=None, loop=None, pipeline=None, held_out=None) -> None:
+        super().__init__(nets, model_cfg, options, loop, pipeline, held_out)
         self.pool = ImagePool(POOL_SIZE)
 
     def loss(self, phase, batch, nets):
@@ -70,11 +72,11 @@ class PoolGANTask(GANTask):
 def pool_model(monkeypatch):
     """The pool model and task, registered for one test only: the registries are global, and the contract
     tests (tests/test_contract.py) check every registered model."""
-    monkeypatch.setitem(TASKS._items, POOL_TASK, PoolGANTask)
-    monkeypatch.setitem(MODELS._items, POOL_MODEL, ModelSpec(
-        POOL_MODEL, MLPGANConfig, build_mlp_gan, task=POOL_TASK, description="MLP GAN with an image pool (tests)",
-        pipeline="noise"))
-    return POOL_MODEL
+    spec = ModelSpec(POOL_MODEL, MLPGANConfig, build_mlp_gan, "MLP GAN with an image pool (tests)")
+    family = Family(POOL_TASK, (spec,), PoolGANTask, NoisePipeline, frozenset({"sample"}), image_data)
+    register_family(family)
+    yield POOL_MODEL
+    unregister_family(POOL_TASK)
 
 
 def _weights(run_dir, which="latest"):

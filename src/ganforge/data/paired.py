@@ -415,3 +415,15 @@ def _published(name: str) -> PairedSource:
 
 for _name in PUBLISHED:
     PAIRED_DATASETS.register(_name, _published(_name))
+
+
+def paired_split(source: str, split: str = "test", root: str | None = None, direction: str = "AtoB",
+                 derive: str | None = None, size: int = 256, n: int | None = None, with_total: bool = False
+                 ) -> tuple:
+    """Inputs, names and targets of the first ``n`` pairs (None: all) of a paired dataset split at ``size``
+    x ``size`` (no crop, no flip); ``with_total`` adds the number of pairs the split holds."""
+    data = load_paired(source, root, split, direction=direction, load_size=size, crop_size=size, flip=False,
+                       derive=derive)
+    k = len(data) if n is None else min(n, len(data))
+    out = list(data.A[:k]), list(data.names[:k]), list(data.B[:k])
+    return (*out, len(data)) if with_total else out

@@ -53,8 +53,9 @@ import torch
 from torch import nn
 
 from ..errors import GanforgeError
+from ..families import load
 from ..io import write_atomic
-from ..pipelines import Pipeline, load
+from ..pipelines import Pipeline
 from .files import (
     META_FORMAT,
     PT2_META_FILE,

@@ -41,7 +41,7 @@ def _export_forward(pipe: Pipeline):
     own = getattr(pipe, "export_forward", None)
     if own is not None:
         return own
-    if pipe.samples_from_noise and pipe.num_classes:
+    if getattr(pipe, "num_classes", 0):
         k = pipe.num_classes
 
         def with_one_hot(net: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -149,15 +149,15 @@ def metadata(pipe: Pipeline, ema: bool) -> dict[str, str]:
         "pipeline": pipe.kind,
         "inputs": [_spec_dict(s) for s in pipe.input_specs()],
         "output": _spec_dict(pipe.output_spec()),
-        "class_names": list(pipe.class_names) if pipe.num_classes else [],
-        "num_classes": pipe.num_classes,
+        "class_names": list(pipe.class_names) if getattr(pipe, "num_classes", 0) else [],
+        "num_classes": getattr(pipe, "num_classes", 0),
         "source_checkpoint": str(pipe.path) if pipe.path is not None else "",
         "source_step": pipe.step if pipe.step is not None else "",
         "ema": "true" if ema else "false",
         "inference_mode": "eval",
     }
-    if pipe.samples_from_noise:
-        meta["latent_size"] = int(getattr(pipe, "nz", 0) or 0)
+    if getattr(pipe, "nz", None) is not None:  # models that generate from a latent z
+        meta["latent_size"] = int(pipe.nz)
         meta["latent_distribution"] = str(getattr(pipe, "z_dist", "normal"))
     if any(_spatial_axes(s) for s in pipe.input_specs()):
         meta["spatial_multiple"] = _multiple(pipe)

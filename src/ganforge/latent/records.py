@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GanforgeError
-from ..pipelines import load
+from ..families import load
+from ..threads import applies_threads
 from .figure import LatentFigure
 from .project import project
 from .tools import arithmetic, interpolate, interpolate_classes, sweep_dimension, sweep_pca, truncation
@@ -36,6 +37,7 @@ def read_record(path: str | Path) -> dict[str, Any]:
     return record
 
 
+@applies_threads
 def regenerate(record: str | Path | Mapping[str, Any], out: str | Path | None = None, model=None,
                device: str = "cpu", source: str | Path | None = None) -> LatentFigure:
     """Redraw a figure from its JSON record (a path or the dict): same checkpoint, EMA choice and parameters.

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 
 from ..errors import GanforgeError
+from ..families import family_of
 from ..metrics.fmnist import FashionFeatureExtractor
 from ..viz import to_uint8
 
@@ -62,11 +63,12 @@ def _seed_class(seed, n: int, nz: int) -> int:
 
 
 def check_images(model) -> None:
-    """The latent tools need a model that makes images from a latent z; else one sentence saying why not."""
-    if not model.makes_images:
-        raise GanforgeError(f"{source(model)!r} generates points, not images, so the latent-space pictures do "
-                            "not apply to it.")
-    if not model.samples_from_noise or not isinstance(getattr(model, "nz", None), int):
+    """The latent tools need a model whose family offers them (images from a latent z); else one sentence."""
+    family = family_of(model)
+    if not family.can("latent"):
+        if family.can("points"):
+            raise GanforgeError(f"{source(model)!r} generates points, not images, so the latent-space pictures do "
+                                "not apply to it.")
         raise GanforgeError(f"{source(model)!r} is a {model.name} model without a latent (z) input; "
                             "the latent tools apply to GANs that generate from noise.")
 

@@ -318,11 +318,7 @@ def evaluate(
     t0 = time.perf_counter()
     source = Path(source)
     metrics = [m.strip() for m in metrics if m.strip()]
-    if model is not None:
-        if not model.makes_images or not model.samples_from_noise:
-            what = ("generates points, not images" if not model.makes_images else
-                    "translates images; evaluate it on held-out pairs with ganforge translate RUN --split test")
-            raise GanforgeError(f"{model.source!r} is a {model.name} model: it {what}.")
+    if model is not None:  # a model whose family offers eval (ganforge.evaluate checks it)
         ds = model.meta.get("dataset") or {}
         channels, size = ds.get("channels", 3), ds.get("image_size", 64)
         count = n or 10000

@@ -1,7 +1,9 @@
-"""Networks, registered by short name. Models know nothing about training.
+"""Networks. Models know nothing about training, tasks or inference objects.
 
-A registered model is a :class:`ModelSpec`: a dataclass of constructor options (recorded in every
-run and checkpoint), a function that builds the named networks from it, and the task that trains them.
+Each model file describes its networks with a :class:`ModelSpec`: a short name, a dataclass of
+constructor options (recorded in every run and checkpoint) and a function that builds the named
+networks from it. Which family a model belongs to (its task, inference object, data, reference
+importer) is said once, in :mod:`ganforge.families`, which lists every model.
 """
 
 from __future__ import annotations
@@ -13,41 +15,32 @@ from typing import Any
 from torch import nn
 
 from ..config import options_from_dict
-from ..registry import Registry
 
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """One model: its short name, its options dataclass and the function that builds its networks."""
+
     name: str
     config_cls: type
     build: Callable[[Any], dict[str, nn.Module]]
-    task: str
     description: str
-    pipeline: str = "noise"  # the inference object that generates with it (ganforge.pipelines)
 
+    def config(self, options: dict[str, Any] | None = None, strict: bool = True, validate: bool = True):
+        """The options dataclass from a dict, every key and type checked (``strict=False``: unknown keys, from
+        a checkpoint of another version, are left out with a warning; ``validate=False``: names and types
+        only, for options that the data will complete)."""
+        return options_from_dict(self.config_cls, options, f"model {self.name!r}", strict=strict, validate=validate)
 
-MODELS: Registry[ModelSpec] = Registry("model")
+    def complete(self, options: dict[str, Any] | None) -> dict[str, Any]:
+        """``options`` with the defaults that depend on other options (the config class's
+        ``complete_options``, e.g. pix2pix's netG from the image size); the options given always win."""
+        fill = getattr(self.config_cls, "complete_options", None)
+        return fill(dict(options or {})) if fill is not None else dict(options or {})
 
-
-def model_config(name: str, options: dict[str, Any] | None = None, strict: bool = True, validate: bool = True):
-    """Build the config dataclass of model ``name`` from a dict of options, checking every key and type
-    (``strict=False``: unknown keys, from a checkpoint of another version, are left out with a warning;
-    ``validate=False``: names and types only, for options that the data will complete)."""
-    spec = MODELS.get(name)
-    return options_from_dict(spec.config_cls, options, f"model {name!r}", strict=strict, validate=validate)
-
-
-def complete_options(name: str, options: dict[str, Any] | None) -> dict[str, Any]:
-    """``options`` with the defaults of model ``name`` that depend on other options (a config class's
-    ``complete_options``, e.g. pix2pix's netG from the image size); the options given always win."""
-    fill = getattr(MODELS.get(name).config_cls, "complete_options", None)
-    return fill(dict(options or {})) if fill is not None else dict(options or {})
-
-
-def build_model(name: str, options: dict[str, Any] | None = None) -> dict[str, nn.Module]:
-    """Build the networks of model ``name`` (e.g. ``{"G": ..., "D": ...}``) from its options."""
-    spec = MODELS.get(name)
-    return spec.build(model_config(name, options))
+    def networks(self, options: dict[str, Any] | None = None) -> dict[str, nn.Module]:
+        """The networks (e.g. ``{"G": ..., "D": ...}``) built from ``options``."""
+        return self.build(self.config(options))
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -65,5 +58,3 @@ def init_normal_(module: nn.Module, std: float = 0.02) -> None:
             nn.init.normal_(m.weight, 1.0, std)
             nn.init.zeros_(m.bias)
 
-
-from . import cgan, cyclegan, dcgan, mlp, pix2pix, toy, transformer_net  # noqa: E402,F401  (registers the models)

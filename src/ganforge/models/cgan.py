@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import GanforgeError
-from . import MODELS, ModelSpec, init_normal_
+from . import ModelSpec, init_normal_
 from .dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator, _base_and_ups, spectral_normalize
 
 CONDITIONINGS = ("concat", "projection", "acgan")
@@ -121,8 +121,5 @@ def build_cgan(cfg: CGANConfig) -> dict[str, nn.Module]:
     }
 
 
-MODELS.register(
-    "cgan",
-    ModelSpec("cgan", CGANConfig, build_cgan, task="gan",
-              description="class-conditional DCGAN: D by concat (Mirza & Osindero), projection, or acgan"),
-)
+CGAN = ModelSpec("cgan", CGANConfig, build_cgan,
+    "class-conditional DCGAN: D by concat (Mirza & Osindero), projection, or acgan")

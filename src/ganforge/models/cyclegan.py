@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ..errors import GanforgeError
-from . import MODELS, ModelSpec, init_normal_
+from . import ModelSpec, init_normal_
 from .patchgan import PatchDiscriminator, PixelDiscriminator, min_input_size
 from .pix2pix import NETDS, NETG_DOWNS, load_state_file
 from .resnet import ResnetGenerator, resnet_state_from_reference
@@ -157,8 +157,5 @@ def generator_from_reference(path_or_state: str | Path | dict[str, torch.Tensor]
     return G
 
 
-MODELS.register(
-    "cyclegan",
-    ModelSpec("cyclegan", CycleGANConfig, build_cyclegan, task="cyclegan", pipeline="cyclegan",
-              description="CycleGAN (Zhu et al. 2017): G_A, G_B (ResNet or U-Net) + two PatchGANs, junyanz networks"),
-)
+CYCLEGAN = ModelSpec("cyclegan", CycleGANConfig, build_cyclegan,
+    "CycleGAN (Zhu et al. 2017): G_A, G_B (ResNet or U-Net) + two PatchGANs, junyanz networks")

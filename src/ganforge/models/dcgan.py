@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import GanforgeError
-from . import MODELS, ModelSpec, init_normal_
+from . import ModelSpec, init_normal_
 
 
 def _base_and_ups(image_size: int) -> tuple[int, int] | None:
@@ -92,7 +92,7 @@ class DCGANGenerator(nn.Module):
         self.main = nn.Sequential(*layers)
         init_normal_(self)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.main(z.view(z.shape[0], -1, 1, 1))
 
 
@@ -140,7 +140,7 @@ class DCGANDiscriminator(nn.Module):
         if norm == "spectral":
             spectral_normalize(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.main(x).view(-1)
 
 
@@ -167,7 +167,7 @@ class TutorialGenerator(nn.Module):
             if isinstance(m, (nn.Linear, nn.ConvTranspose2d)):
                 nn.init.xavier_uniform_(m.weight)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = nn.functional.leaky_relu(self.bn0(self.fc(z.view(z.shape[0], -1))), 0.3)
         return self.main(h.view(-1, 256, 7, 7))
 
@@ -192,7 +192,7 @@ class TutorialDiscriminator(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.main(x).view(-1)
 
 
@@ -220,8 +220,5 @@ def build_dcgan(cfg: DCGANConfig) -> dict[str, nn.Module]:
     }
 
 
-MODELS.register(
-    "dcgan",
-    ModelSpec("dcgan", DCGANConfig, build_dcgan, task="gan",
-              description="DCGAN (pytorch/examples at 64x64; 28/32/... variants; TF-tutorial arch)"),
-)
+DCGAN = ModelSpec("dcgan", DCGANConfig, build_dcgan,
+    "DCGAN (pytorch/examples at 64x64; 28/32/... variants; TF-tutorial arch)")

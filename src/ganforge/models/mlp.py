@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import GanforgeError
-from . import MODELS, ModelSpec
+from . import ModelSpec
 
 
 @dataclass
@@ -43,7 +43,7 @@ class MLPGenerator(nn.Module):
         layers += [nn.Linear(width, channels * image_size * image_size), nn.Tanh()]
         self.main = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.main(z.view(z.shape[0], -1)).view(-1, *self.shape)
 
 
@@ -62,7 +62,7 @@ class MLPDiscriminator(nn.Module):
         layers.append(nn.Linear(width, 1))
         self.main = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.main(x).view(-1)
 
 
@@ -73,8 +73,5 @@ def build_mlp_gan(cfg: MLPGANConfig) -> dict[str, nn.Module]:
     }
 
 
-MODELS.register(
-    "gan",
-    ModelSpec("gan", MLPGANConfig, build_mlp_gan, task="gan",
-              description="fully connected GAN of the original paper / lectures"),
-)
+MLP_GAN = ModelSpec("gan", MLPGANConfig, build_mlp_gan,
+    "fully connected GAN of the original paper / lectures")

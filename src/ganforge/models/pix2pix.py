@@ -17,8 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..checkpoint import read_state_dict
 from ..errors import GanforgeError
-from . import MODELS, ModelSpec, init_normal_
+from . import ModelSpec, init_normal_
 from .patchgan import PatchDiscriminator, PixelDiscriminator, min_input_size
 from .unet import NORMS, UNetGenerator, unet_state_from_reference
 
@@ -113,16 +114,7 @@ def load_state_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise GanforgeError(f"No checkpoint file at {str(path)!r}.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many kinds (pickle, zip, unsupported global): all mean "not usable"
-        raise GanforgeError(
-            f"Could not read {str(path)!r} as a PyTorch state dict ({type(e).__name__}); "
-            "is it a complete .pth file saved with torch.save?"
-        ) from None
-    if not isinstance(state, dict):
-        raise GanforgeError(f"{str(path)!r} holds a {type(state).__name__}, not a state dict of weights.")
-    return state
+    return read_state_dict(path, "a PyTorch state dict")  # a pickled module is named as such, and refused
 
 
 def generator_from_reference(path_or_state: str | Path | dict[str, torch.Tensor], netG: str = "unet_256",
@@ -151,8 +143,5 @@ def generator_from_reference(path_or_state: str | Path | dict[str, torch.Tensor]
     return G
 
 
-MODELS.register(
-    "pix2pix",
-    ModelSpec("pix2pix", Pix2PixConfig, build_pix2pix, task="pix2pix", pipeline="translation",
-              description="pix2pix (Isola et al. 2017): U-Net generator + PatchGAN discriminator, junyanz networks"),
-)
+PIX2PIX = ModelSpec("pix2pix", Pix2PixConfig, build_pix2pix,
+    "pix2pix (Isola et al. 2017): U-Net generator + PatchGAN discriminator, junyanz networks")

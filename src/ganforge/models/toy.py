@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import GanforgeError
-from . import MODELS, ModelSpec
+from . import ModelSpec
 
 Z_DISTS = ("uniform", "normal")
 
@@ -56,7 +56,7 @@ class ToyGenerator(nn.Module):
         self.nz = nz
         self.main = _mlp(nz, hidden, dim)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.main(z)
 
 
@@ -67,7 +67,7 @@ class ToyDiscriminator(nn.Module):
         super().__init__()
         self.main = _mlp(dim, hidden, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.main(x).view(-1)
 
 
@@ -78,8 +78,5 @@ def build_toy_gan(cfg: ToyGANConfig) -> dict[str, nn.Module]:
     }
 
 
-MODELS.register(
-    "toy",
-    ModelSpec("toy", ToyGANConfig, build_toy_gan, task="toy", pipeline="points",
-              description="small MLP G and D for 1-D / 2-D toy data (ganforge toy)"),
-)
+TOY_GAN = ModelSpec("toy", ToyGANConfig, build_toy_gan,
+    "small MLP G and D for 1-D / 2-D toy data (ganforge toy)")

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import GanforgeError
-from . import MODELS, ModelSpec
+from . import ModelSpec
 
 
 class ConvLayer(nn.Sequential):
@@ -83,8 +83,5 @@ def build_fast_style(cfg: FastStyleConfig) -> dict[str, nn.Module]:
     return {"G": TransformerNet(cfg.channels, cfg.ngf, cfg.n_blocks)}
 
 
-MODELS.register(
-    "fast-style",
-    ModelSpec("fast-style", FastStyleConfig, build_fast_style, task="fast-style", pipeline="stylization",
-              description="fast style transfer (Johnson et al. 2016): TransformerNet trained for one style image"),
-)
+FAST_STYLE = ModelSpec("fast-style", FastStyleConfig, build_fast_style,
+    "fast style transfer (Johnson et al. 2016): TransformerNet trained for one style image")

@@ -50,6 +50,23 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     return device
 
 
+class NotOffered(GanforgeError, AttributeError):
+    """A model asked for what only another kind of model does."""
+
+
+OTHER_KINDS_OFFER = {  # method -> who has it
+    "sample": "models that sample from noise have it (ganforge sample); translate images with ganforge translate, "
+              "stylise photos with ganforge stylize --model RUN",
+    "sample_batch": "models that sample from noise have it",
+    "fixed_inputs": "models that sample from noise have it",
+    "inputs": "models that sample from noise have it",
+    "class_index": "class-conditional models that sample from noise have it",
+    "translate": "image-to-image models have it (ganforge translate)",
+    "cycle": "two-way translation models have it",
+    "stylize": "fast-style models have it (ganforge stylize --model RUN)",
+}
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     """One input or output of a pipeline's network: shape with -1 for free axes, dtype, value range."""
@@ -69,20 +86,19 @@ class Pipeline:
 
     kind = "base"
     sample_net = "G"  # the network that generates
-    makes_images = True  # False: outputs are points (toy data)
-    samples_from_noise = True  # False: outputs come from input images (translate), not from noise
 
     def __init__(self, model: str, model_cfg, nets: dict[str, nn.Module], ema: dict[str, nn.Module],
-                 settings: dict[str, Any], device: torch.device) -> None:
+                 settings: dict[str, Any], device: torch.device, path: Path | None = None, step: int | None = None,
+                 meta: dict[str, Any] | None = None) -> None:
         self.name = model
         self.model_cfg = model_cfg
         self.nets = nets
         self.ema = dict(ema)
         self.device = device
         self.class_names: list[str] = [str(c) for c in settings.get("class_names") or []]
-        self.path: Path | None = None  # the checkpoint folder it was loaded from
-        self.step: int | None = None
-        self.meta: dict[str, Any] = {}
+        self.path = Path(path) if path is not None else None  # the checkpoint (folder or file) it was loaded from
+        self.step = step  # the training step of that checkpoint (None: a reference file or a training run)
+        self.meta: dict[str, Any] = dict(meta or {})
 
     # ------------------------------------------------------------------ what is saved
     def settings(self) -> dict[str, Any]:
@@ -128,14 +144,18 @@ class Pipeline:
     def source(self) -> str:
         return str(self.path) if self.path is not None else f"this {self.name} model"
 
-    # ------------------------------------------------------------------ what only noise models do
-    num_classes = 0
+    def __getattr__(self, name: str):
+        """What another kind of model offers (``sample`` of a translation model ...): one sentence, not an
+        AttributeError from deep inside (it is one too, so ``hasattr`` stays False)."""
+        if name in OTHER_KINDS_OFFER:
+            where = repr(str(self.__dict__["path"])) if self.__dict__.get("path") is not None else "This model"
+            raise NotOffered(f"{where} is a {self.__dict__.get('name', 'ganforge')} model ({self.kind}); it has no "
+                             f"{name}(): {OTHER_KINDS_OFFER[name]}.")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-    def _no_noise(self, *args, **kwargs):
-        raise GanforgeError(f"{self.source!r} is a {self.name} model: it translates input images rather than "
-                            "sampling noise; use ganforge translate.")
-
-    sample = sample_batch = fixed_inputs = inputs = class_index = _no_noise
+    def describe(self) -> dict[str, Any]:
+        """A short JSON-able summary of what the model is and takes (for records, the studio, the CLI)."""
+        return {"model": self.name, "kind": self.kind, "step": self.step, "has_ema": bool(self.ema)}
 
     # ------------------------------------------------------------------ the tensor signature
     def input_specs(self) -> list[TensorSpec]:

@@ -13,7 +13,6 @@ each image's own statistics, so the inference modes agree unless the run used ba
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -42,12 +41,12 @@ class CycleGANPipeline(TranslationPipeline):
 
     kind = "translation"
 
-    def __init__(self, model, model_cfg, nets, ema, settings, device) -> None:
+    def __init__(self, model, model_cfg, nets, ema, settings, device, **loaded) -> None:
         present = [d for d in DIRECTIONS if NETS[d][0] in nets]
         if not present:
             raise GanforgeError("A CycleGAN pipeline needs G_A or G_B.")
         self.sample_net = NETS[present[0]][0]  # what TranslationPipeline reads its channels from
-        super().__init__(model, model_cfg, nets, ema, settings, device)
+        super().__init__(model, model_cfg, nets, ema, settings, device, **loaded)
         self.direction = settings.get("direction") or present[0]
 
     # ------------------------------------------------------------------ direction
@@ -84,41 +83,12 @@ class CycleGANPipeline(TranslationPipeline):
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "direction": self.direction}
 
-    @classmethod
-    def from_reference(cls, path: str | Path | None = None, path_B: str | Path | None = None,
-                       netG: str = "resnet_9blocks", norm: str = "instance", input_nc: int | None = None,
-                       output_nc: int | None = None, ngf: int | None = None, mode: str = "reference",
-                       device: torch.device | str = "cpu", seed: int = 0) -> CycleGANPipeline:
-        """A pipeline around junyanz ``latest_net_G_A.pth`` (``path``) and/or ``latest_net_G_B.pth`` (``path_B``).
+    def settings_record(self) -> dict[str, Any]:
+        return {**super().settings_record(), "direction": self.direction}
 
-        ``input_nc`` / ``output_nc`` are the channels of domains A and B (G_A's input and output), read from
-        the weights when None."""
-        from ..models import model_config
-        from ..models.cyclegan import generator_from_reference
-
-        if path is None and path_B is None:
-            raise GanforgeError("Give latest_net_G_A.pth, latest_net_G_B.pth or both.")
-        nets: dict[str, nn.Module] = {}
-        if path is not None:
-            nets["G_A"] = generator_from_reference(path, netG, norm, input_nc, output_nc, ngf)
-        if path_B is not None:
-            nets["G_B"] = generator_from_reference(path_B, netG, norm, output_nc, input_nc, ngf)
-        first = nets.get("G_A")
-        a_nc = first.input_nc if first is not None else nets["G_B"].output_nc
-        b_nc = first.output_nc if first is not None else nets["G_B"].input_nc
-        if "G_A" in nets and "G_B" in nets and (nets["G_B"].input_nc, nets["G_B"].output_nc) != (b_nc, a_nc):
-            raise GanforgeError(f"G_A maps {a_nc} to {b_nc} channels but G_B maps {nets['G_B'].input_nc} to "
-                                f"{nets['G_B'].output_nc}; give the G_A and G_B of one CycleGAN.")
-        G = first if first is not None else nets["G_B"]
-        width = G.stem.conv.out_channels if hasattr(G, "stem") else G.down[0].conv.out_channels
-        cfg = model_config("cyclegan", {"netG": netG, "norm": norm, "input_nc": int(a_nc), "output_nc": int(b_nc),
-                                        "ngf": int(width), "image_size": 256})
-        record = {"from_reference": str(path) if path is not None else None,
-                  "from_reference_B": str(path_B) if path_B is not None else None,
-                  "netG": netG, "norm": norm, "input_nc": int(a_nc), "output_nc": int(b_nc)}
-        for net in nets.values():
-            net.to(device).eval()
-        return cls("cyclegan", cfg, nets, {}, {"mode": mode, "seed": seed, "record": record}, torch.device(device))
+    def directions(self) -> list[str]:
+        """The directions whose generator is loaded (AtoB: G_A, BtoA: G_B)."""
+        return [d for d in DIRECTIONS if NETS[d][0] in self.nets]
 
     # ------------------------------------------------------------------ float tensors
     def forward(self, net: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -4,7 +4,6 @@ for the toy models."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,8 +24,8 @@ class NoisePipeline(Pipeline):
 
     kind = "noise"
 
-    def __init__(self, model, model_cfg, nets, ema, settings, device) -> None:
-        super().__init__(model, model_cfg, nets, ema, settings, device)
+    def __init__(self, model, model_cfg, nets, ema, settings, device, **loaded) -> None:
+        super().__init__(model, model_cfg, nets, ema, settings, device, **loaded)
         self.nz = int(getattr(model_cfg, "nz", 0) or 0)
         self.num_classes = int(getattr(model_cfg, "num_classes", 0) or 0)
         if self.num_classes and len(self.class_names) != self.num_classes:
@@ -59,8 +58,11 @@ class NoisePipeline(Pipeline):
     def class_name(self, index: int) -> str:
         return self.class_names[index] if 0 <= index < len(self.class_names) else str(index)
 
-    def row_labels(self, y: torch.Tensor, columns: int) -> list[str]:
-        """The class name of each row of a grid of images with labels ``y``, ``columns`` per row."""
+    def row_labels(self, y: torch.Tensor | None, columns: int | None) -> list[str] | None:
+        """The class name of each row of a grid of images with labels ``y``, ``columns`` per row (None
+        without labels)."""
+        if y is None or columns is None:
+            return None
         return [self.class_name(int(y[r * columns])) for r in range(math.ceil(len(y) / columns))]
 
     def inputs(self, n: int, seed: int, label: int | str | None = None) -> dict[str, torch.Tensor]:
@@ -75,10 +77,9 @@ class NoisePipeline(Pipeline):
 
     # ------------------------------------------------------------------ generating
     def forward(self, net: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """G(z) or G(z, y) (y may be soft: "y_soft" [N, K] class weights), images [N, C, H, W] in [-1, 1]."""
-        if not self.num_classes:
-            return net(inputs["z"])
-        return net(inputs["z"], inputs["y_soft"] if "y_soft" in inputs else inputs["y"])
+        """G(z, y), images [N, C, H, W] in [-1, 1]: one call shape for every noise model, y absent (None) for
+        unconditional ones (their networks ignore it); y may be soft: "y_soft" [N, K] class weights."""
+        return net(inputs["z"], inputs.get("y_soft", inputs.get("y")))
 
     def generate(self, inputs: dict[str, torch.Tensor], ema: bool | None = None,
                  net: nn.Module | None = None) -> torch.Tensor:
@@ -88,9 +89,7 @@ class NoisePipeline(Pipeline):
         return self.forward(net, {k: v.to(device) for k, v in inputs.items()})
 
     def _check_images(self) -> None:
-        if not self.makes_images:
-            raise GanforgeError(f"{self.source!r} is a {self.name} run: it generates points, not images, so it "
-                                "cannot be sampled as images or evaluated; its pictures are in the run's samples/.")
+        """Nothing to refuse: it makes images (points models refuse)."""
 
     @torch.no_grad()
     def sample_batch(self, n: int, seed: int, start: int, count: int, ema: bool | None = None,
@@ -109,26 +108,6 @@ class NoisePipeline(Pipeline):
         index = None if label is None else self.class_index(label)
         out = [self.sample_batch(n, seed, s, min(batch_size, n - s), ema, index) for s in range(0, n, batch_size)]
         return torch.cat(out).permute(0, 2, 3, 1).numpy()
-
-    @classmethod
-    def from_reference(cls, path: str | Path, device: torch.device | str = "cpu") -> NoisePipeline:
-        """The generator of a pytorch/examples DCGAN ``netG_epoch_N.pth`` (a plain state dict, read with
-        ``weights_only=True``; a ``module.`` prefix from DataParallel is removed). Its options (nz, ngf,
-        channels, image size) are read from the weight shapes; ganforge's dcgan has the same module names."""
-        from ..checkpoint import load_state_into
-        from ..models import MODELS, model_config
-        from ..models.dcgan import options_from_reference
-        from ..models.pix2pix import load_state_file
-
-        state = {k.removeprefix("module."): v for k, v in load_state_file(path).items()}
-        options = options_from_reference(state)
-        cfg = model_config("dcgan", options)
-        G = MODELS.get("dcgan").build(cfg)["G"]
-        load_state_into(G, state, f"the DCGAN generator ({', '.join(f'{k}={v}' for k, v in options.items())})",
-                        Path(path))
-        pipe = cls("dcgan", cfg, {"G": G.to(device).eval()}, {}, {}, torch.device(device))
-        pipe.path, pipe.meta = Path(path), {"model": "dcgan", "model_options": options, "from_reference": str(path)}
-        return pipe
 
     # ------------------------------------------------------------------ signature
     def image_shape(self) -> tuple[int, int, int]:
@@ -151,19 +130,18 @@ class NoisePipeline(Pipeline):
         return inputs
 
     def describe(self) -> dict[str, Any]:
-        """A short JSON-able summary (for records and the command line)."""
-        return {"model": self.name, "kind": self.kind, "nz": self.nz, "num_classes": self.num_classes,
-                "class_names": self.class_names, "step": self.step, "ema": sorted(self.ema)}
+        """A short JSON-able summary (for records, the studio and the command line)."""
+        return {**super().describe(), "nz": self.nz, "num_classes": self.num_classes, "class_names": self.class_names,
+                "ema": sorted(self.ema), "image_shape": list(self.image_shape())}
 
 
 class PointsPipeline(NoisePipeline):
     """Toy models: G(z) -> points [N, dim]; z uniform on [-1, 1] (as in figure 1) or normal."""
 
     kind = "points"
-    makes_images = False
 
-    def __init__(self, model, model_cfg, nets, ema, settings, device) -> None:
-        super().__init__(model, model_cfg, nets, ema, settings, device)
+    def __init__(self, model, model_cfg, nets, ema, settings, device, **loaded) -> None:
+        super().__init__(model, model_cfg, nets, ema, settings, device, **loaded)
         self.nz = int(model_cfg.latent_dim)
         self.z_dist = model_cfg.z_dist
         self.dim = int(model_cfg.dim)
@@ -175,6 +153,13 @@ class PointsPipeline(NoisePipeline):
 
     def output_spec(self) -> TensorSpec:
         return TensorSpec("points", (-1, self.dim), "float32")
+
+    def _check_images(self) -> None:
+        raise GanforgeError(f"{self.source!r} is a {self.name} run: it generates points, not images, so it cannot be "
+                            "sampled as images or evaluated; its pictures are in the run's samples/.")
+
+    def describe(self) -> dict[str, Any]:
+        return {**{k: v for k, v in super().describe().items() if k != "image_shape"}, "dim": self.dim}
 
 
 def latent(n: int, nz: int, dist: str, device: torch.device | str = "cpu",

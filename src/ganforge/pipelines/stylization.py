@@ -25,12 +25,6 @@ class StylizationPipeline(Pipeline):
     samples_from_noise = False
     multiple = 4
 
-    def _no_noise(self, *args, **kwargs):
-        raise GanforgeError(f"{self.source!r} is a fast-style model: it stylises input images rather than sampling "
-                            "noise; use ganforge stylize --model RUN PHOTO.jpg --out OUT.png.")
-
-    sample = sample_batch = fixed_inputs = inputs = class_index = _no_noise
-
     def forward(self, net: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """G(A) clamped: A [N, 3, H, W] in [-1, 1], H and W multiples of 4 -> [N, 3, H, W] in [-1, 1]."""
         return net(inputs["A"]).clamp(-1, 1)

@@ -15,7 +15,6 @@ trained with larger batches to ``eval`` (one test image cannot reproduce a batch
 from __future__ import annotations
 
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -70,8 +69,8 @@ class TranslationPipeline(Pipeline):
     kind = "translation"
     samples_from_noise = False
 
-    def __init__(self, model, model_cfg, nets, ema, settings, device) -> None:
-        super().__init__(model, model_cfg, nets, ema, settings, device)
+    def __init__(self, model, model_cfg, nets, ema, settings, device, **loaded) -> None:
+        super().__init__(model, model_cfg, nets, ema, settings, device, **loaded)
         self.mode: str = settings.get("mode") or default_inference_mode(int(settings.get("train_batch_size", 64)))
         if self.mode not in INFERENCE_MODES:
             raise GanforgeError(f"Unknown inference mode {self.mode!r}; choose one of: {', '.join(INFERENCE_MODES)}.")
@@ -84,6 +83,18 @@ class TranslationPipeline(Pipeline):
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "mode": self.mode}
 
+    def settings_record(self) -> dict[str, Any]:
+        """How its outputs were made (written beside them): the inference mode and the dropout seed."""
+        return {"mode": self.mode, "seed": self.seed}
+
+    def directions(self) -> list[str]:
+        """The directions it translates in: pix2pix's one, input -> target."""
+        return ["AtoB"]
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "input_nc": self.input_nc, "output_nc": self.output_nc,
+                "image_size": int(getattr(self.model_cfg, "image_size", 0) or 0), "directions": self.directions()}
+
     @classmethod
     def settings_from_meta(cls, meta):
         saved = super().settings_from_meta(meta)
@@ -91,24 +102,6 @@ class TranslationPipeline(Pipeline):
             raw = meta.get("config") or {}
             saved["mode"] = default_inference_mode(int(raw.get("batch_size", 64)))
         return saved
-
-    @classmethod
-    def from_reference(cls, path: str | Path, netG: str = "unet_256", norm: str = "batch", input_nc: int = 3,
-                       output_nc: int = 3, ngf: int = 64, dropout: float = 0.5, mode: str = "reference",
-                       device: torch.device | str = "cpu", seed: int = 0) -> TranslationPipeline:
-        """A pipeline around a junyanz pytorch-CycleGAN-and-pix2pix ``latest_net_G.pth``."""
-        from ..models import model_config
-        from ..models.pix2pix import generator_from_reference
-
-        G = generator_from_reference(path, netG=netG, norm=norm, input_nc=input_nc, output_nc=output_nc,
-                                     dropout=dropout, ngf=ngf)
-        cfg = model_config("pix2pix", {"netG": netG, "norm": norm, "input_nc": input_nc, "output_nc": output_nc,
-                                       "ngf": ngf, "dropout": dropout, "image_size": 2 ** G.num_downs})
-        record = {"from_reference": str(path), "netG": netG, "norm": norm, "input_nc": input_nc,
-                  "output_nc": output_nc, "ngf": ngf, "dropout": dropout}
-        pipe = cls("pix2pix", cfg, {"G": G.to(device)}, {}, {"mode": mode, "seed": seed, "record": record},
-                   torch.device(device))
-        return pipe
 
     # ------------------------------------------------------------------ float tensors
     def forward(self, net: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:

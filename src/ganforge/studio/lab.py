@@ -24,6 +24,7 @@ import torch
 
 from ..api import toy_config
 from ..data.toy import TOY
+from ..threads import use_threads
 from .runs import StudioError
 
 LAB_LOSSES = ("minimax", "nonsaturating", "lsgan", "hinge", "wgan-gp")  # the losses the page offers
@@ -107,10 +108,8 @@ class Lab:
         phases = trainer.phases
         if what != "both":
             trainer.phases = [dataclasses.replace(p, repeat=1) for p in phases if p.name == what]
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # as train_toy: networks this small run fastest on one thread
         try:
-            with warnings.catch_warnings():
+            with use_threads(1), warnings.catch_warnings():  # as train_toy: networks this small run fastest on 1
                 # a phase stepped alone leaves the other's optimiser unstepped while its (constant) schedule advances
                 warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
                 for _ in range(n):
@@ -120,7 +119,6 @@ class Lab:
                         self.updates[p.name] += p.repeat
         finally:
             trainer.phases = phases
-            torch.set_num_threads(threads)
         return self.state()
 
     def frame(self) -> bytes:
@@ -134,13 +132,10 @@ class Lab:
         net = trainer.sample_net()
         was = net.training
         net.eval()
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
         try:
-            with torch.no_grad():
+            with use_threads(1), torch.no_grad():
                 task.render_samples(net, trainer.fixed, path, trainer.step)
         finally:
-            torch.set_num_threads(threads)
             net.train(was)
         lines = metrics.read_text().splitlines() if metrics.is_file() else []
         if lines:

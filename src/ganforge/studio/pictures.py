@@ -21,8 +21,9 @@ from .. import latent
 from ..checkpoint import resolve_checkpoint
 from ..data import convert_images
 from ..errors import GanforgeError
+from ..families import family_of, load
 from ..latent.render import check_images, model_class, seed_classes
-from ..pipelines import CycleGANPipeline, Pipeline, load
+from ..pipelines import Pipeline
 from ..viz import grid_image
 from ..viz.columns import column_images, fit_cells
 from .runs import StudioError
@@ -130,27 +131,19 @@ class Models:
         return self._pca[key]
 
 
-def _noise_model(pipe: Pipeline, run_id: str) -> None:
+def _noise_model(pipe: Pipeline, run_id: str, verb: str = "sample") -> None:
+    """The Generate page needs a family that samples images, the Latent page one that offers the latent tools."""
     try:
-        check_images(pipe)
+        if verb == "latent" or not family_of(pipe).can("sample"):
+            check_images(pipe)
     except GanforgeError as e:
         raise StudioError(f"Run {run_id!r}: {e}") from None
 
 
 def describe(pipe: Pipeline) -> dict[str, Any]:
-    """What the pages need to know about a model: its kind, latent size, classes, EMA, image shape."""
-    out: dict[str, Any] = {"model": pipe.name, "step": pipe.step, "makes_images": pipe.makes_images,
-                           "from_noise": pipe.samples_from_noise, "has_ema": bool(pipe.ema)}
-    if pipe.samples_from_noise:
-        out.update(nz=pipe.nz, num_classes=pipe.num_classes, class_names=pipe.class_names)
-        if pipe.makes_images:
-            out["image_shape"] = list(pipe.image_shape())
-    else:
-        out.update(cyclegan=isinstance(pipe, CycleGANPipeline), input_nc=pipe.input_nc, output_nc=pipe.output_nc,
-                   image_size=int(getattr(pipe.model_cfg, "image_size", 0) or 0))
-        if isinstance(pipe, CycleGANPipeline):
-            out["directions"] = [d for d in ("AtoB", "BtoA") if {"AtoB": "G_A", "BtoA": "G_B"}[d] in pipe.nets]
-    return out
+    """What the pages need to know about a model: what its family offers, and what the model says of itself
+    (latent size, classes, EMA and image shape; or channels, size and directions)."""
+    return {**pipe.describe(), "offers": sorted(family_of(pipe).offers)}
 
 
 # ----------------------------------------------------------------------------- Generate
@@ -231,7 +224,7 @@ def latent_frame(models: Models, pipe: Pipeline, run_id: str, ckpt: str, seeds: 
     MODE``, then latent dimensions set (``dims``), PCA components set (``pcs``) and, for conditional
     models, the label blended from class A to B by ``blend_t`` (``blend`` = "A,B"). ``last`` names the
     control moved last; the returned command draws a picture with this frame in it."""
-    _noise_model(pipe, run_id)
+    _noise_model(pipe, run_id, "latent")
     keys = parse_seeds(seeds)
     if len(keys) < 2:
         raise StudioError("Give at least two seeds to walk between.")
@@ -302,19 +295,26 @@ def latent_frame(models: Models, pipe: Pipeline, run_id: str, ckpt: str, seeds: 
 
 
 # ----------------------------------------------------------------------------- Translate
+def _translator(pipe: Pipeline):
+    """The family of ``pipe``, which must translate images; else the studio's one sentence."""
+    family = family_of(pipe)
+    if not family.can("translate"):
+        raise StudioError(f"{pipe.source!r} is a {pipe.name} model: it does not translate images; use the "
+                          "Generate page.")
+    return family
+
+
 def translate(pipe: Pipeline, image: torch.Tensor, target: torch.Tensor | None = None,
               direction: str | None = None, size: int | None = None) -> Picture:
     """input | output (| target) of one uint8 [C, H, W] image, side by side."""
-    if pipe.samples_from_noise:
-        raise StudioError(f"{pipe.source!r} is a {pipe.name} model: it generates from noise and does not "
-                          "translate images; use the Generate page.")
+    family = _translator(pipe)
     options: dict[str, Any] = {}
-    if isinstance(pipe, CycleGANPipeline):
+    if family.can("cycle"):
         if direction not in (None, "", "AtoB", "BtoA"):
             raise StudioError(f"Unknown direction {direction!r}; choose AtoB or BtoA.")
         direction = options["direction"] = direction or pipe.direction  # for this call only: the model is shared
     elif direction not in (None, "", "AtoB"):
-        raise StudioError("A pix2pix model translates in the one direction it was trained for.")
+        raise StudioError(f"A {pipe.name} model translates in the one direction it was trained for.")
     x = image.unsqueeze(0)
     if size is None and getattr(pipe.model_cfg, "image_size", None) and max(x.shape[-2:]) > 1024:
         size = int(pipe.model_cfg.image_size)  # very large uploads: translated at the training size
@@ -331,11 +331,7 @@ def translate(pipe: Pipeline, image: torch.Tensor, target: torch.Tensor | None =
 
 def held_out(pipe: Pipeline, index: int, direction: str | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Image ``index`` of the run's held-out split (test, else val) at its training size, and its target."""
-    from ..translation import paired_split
-
-    if pipe.samples_from_noise:
-        raise StudioError(f"{pipe.source!r} is a {pipe.name} model: it generates from noise and does not "
-                          "translate images; use the Generate page.")
+    family = _translator(pipe)
     trained = pipe.data_config()
     size = int(getattr(pipe.model_cfg, "image_size", 256) or 256)
     if not 0 <= index < 10_000:
@@ -343,14 +339,10 @@ def held_out(pipe: Pipeline, index: int, direction: str | None = None) -> tuple[
     last = None
     for split in ("test", "val"):
         try:
-            if isinstance(pipe, CycleGANPipeline):
-                from ..data.unaligned import translation_split
-
-                images, _, targets = translation_split(trained.name, split, trained.root, trained.direction,
-                                                       direction or pipe.direction, size, index + 1)
-            else:
-                images, _, targets = paired_split(trained.name, split, trained.root, trained.direction,
-                                                  trained.derive, size, index + 1)
+            two_way = family.can("cycle")
+            images, _, targets = family.read_split(trained.name, split, trained.root, trained.direction,
+                                                   (direction or pipe.direction) if two_way else None,
+                                                   trained.derive, size, index + 1)
         except Exception as e:  # noqa: BLE001 - the next split, then one sentence
             last = e
             continue

@@ -26,7 +26,7 @@ from ..api import plan_resume
 from ..checkpoint import list_checkpoints
 from ..config import TrainConfig, preset_names, resolve_config
 from ..errors import GanforgeError
-from ..models import MODELS
+from ..families import MODELS, family_of
 from ..viz import read_metrics
 
 ACTIVE_SECONDS = 30  # a run whose metrics.jsonl changed this recently, by a process of another, counts as active
@@ -136,7 +136,7 @@ class RunIndex:
         path = self.path(run_id)
         cfg = _read_json(path / "config.json")
         model = cfg.get("model")
-        spec = MODELS.get(model) if model in MODELS.names() else None
+        family = family_of(model) if model in MODELS else None
         rows = read_metrics(path / "metrics.jsonl") if (path / "metrics.jsonl").is_file() else []
         steps = [int(c.name[5:]) for c in list_checkpoints(path / "checkpoints")]
         total = cfg.get("total_steps")
@@ -170,7 +170,7 @@ class RunIndex:
             offer = {"action": "continue", "min_steps": max(steps) + 1}
         elif steps and status in ("stopped", "failed"):
             offer = {"action": "resume", "min_steps": None}
-        return {"id": run_id, "status": status, "model": model, "pipeline": spec.pipeline if spec else None,
+        return {"id": run_id, "status": status, "model": model, "offers": sorted(family.offers) if family else [],
                 "step": step, "total_steps": total, "checkpoints": steps, "has_best": best is not None, "offer": offer,
                 "best": best, "last": rows[-1] if rows else None, "img_per_s": ips, "eta_s": eta, "eval": evals,
                 "has_samples": bool(_newest_sample(path)), "exit_code": proc.popen.returncode if proc else None}

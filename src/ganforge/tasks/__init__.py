@@ -8,14 +8,14 @@ and CycleGAN (G_A+G_B then D_A+D_B) fit the same loop as the GAN of the lectures
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..registry import Registry
+from ..config import DataConfig, TrainConfig
 from ..viz import save_grid, to_uint8
 
 
@@ -36,26 +36,51 @@ class NoOptions:
     """A task without options of its own."""
 
 
+@dataclass(frozen=True)
+class LoopSettings:
+    """The few settings of the training loop that a task's phases and pictures need (the rest of the
+    TrainConfig is the trainer's): learning rates, Adam's betas, the seed, the optimiser choice, the data."""
+
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    seed: int = 0
+    optimizer: str = "adam"
+    phase_optimizers: tuple[tuple[str, str], ...] = ()  # (phase name, optimizer) chosen per phase
+    data: DataConfig = field(default_factory=DataConfig)
+
+    @classmethod
+    def of(cls, cfg: TrainConfig) -> LoopSettings:
+        return cls(lr_g=cfg.lr_g, lr_d=cfg.lr_d, betas=(cfg.beta1, cfg.beta2), seed=cfg.seed, optimizer=cfg.optimizer,
+                   phase_optimizers=tuple(sorted(cfg.phase_optimizers.items())), data=cfg.data)
+
+    def optimizer_of(self, phase: str) -> str:
+        """The optimiser of phase ``phase``: its own choice, else the run's."""
+        return dict(self.phase_optimizers).get(phase) or self.optimizer
+
+
 class Task:
     """Base class. ``nets`` maps names to the raw networks; subclasses define the phases' losses.
 
     ``options`` is an instance of the task's ``options_cls`` (``task.NAME=value`` on the command line);
-    ``pipeline`` is the model's inference object, through which the task's pictures are generated."""
+    ``loop`` the loop settings it needs (:class:`LoopSettings`); ``pipeline`` the model's inference object,
+    through which the task's pictures are generated; ``held_out`` what the family's data gives the pictures
+    (e.g. held-out pairs, uint8, and the name of their split under "split"), or None."""
 
     options_cls: type = NoOptions
 
     ema_nets: tuple[str, ...] = ()  # networks whose weights the trainer averages when ema_decay > 0
     sample_net: str = "G"  # the network that ``generate`` uses
-    data_kind: str = "images"  # "images" ({"image", "label"}), "paired" or "unaligned" ({"A", "B"} batches)
     shared_forward: tuple[str, ...] = ()  # networks run once per step by forward(), their graph kept for phases
 
-    def __init__(self, nets: dict[str, nn.Module], model_cfg, train_cfg, options: Any = None,
-                 pipeline: Any = None) -> None:
+    def __init__(self, nets: dict[str, nn.Module], model_cfg, options: Any = None, loop: LoopSettings | None = None,
+                 pipeline: Any = None, held_out: dict[str, Any] | None = None) -> None:
         self.nets = nets
         self.model_cfg = model_cfg
-        self.cfg = train_cfg
         self.options = options if options is not None else self.options_cls()
+        self.loop = loop if loop is not None else LoopSettings()
         self.pipeline = pipeline
+        self.held_out = dict(held_out or {})
 
     def phases(self) -> list[Phase]:
         raise NotImplementedError
@@ -112,7 +137,11 @@ class Task:
         """Called once on the main process after the final checkpoint and pictures (e.g. a summary plot)."""
 
     def fixed_inputs(self, n: int, seed: int) -> dict[str, torch.Tensor]:
-        """The inputs of the fixed sample grid (CPU tensors), the same for every run with ``seed``."""
+        """The inputs of the fixed sample grid (CPU tensors), the same for every run with ``seed``: the first
+        ``n`` held-out images (uint8 -> [-1, 1]) when the family's data gave some, else the pipeline's."""
+        images = {k: v for k, v in self.held_out.items() if isinstance(v, torch.Tensor)}
+        if images:
+            return {k: v[:n].float().div(127.5).sub(1) for k, v in images.items()}
         return self.pipeline.fixed_inputs(n, seed)
 
     def generate(self, net: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -131,7 +160,3 @@ class Task:
         """Write a picture of real training data (a CPU batch as the data stream gives it) to ``path``."""
         save_grid(batch["image"][:n], path)
 
-
-TASKS: Registry[type[Task]] = Registry("task")
-
-from . import cyclegan, fast_style, gan, pix2pix, toy  # noqa: E402,F401  (registers the tasks)

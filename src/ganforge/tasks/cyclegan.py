@@ -31,7 +31,7 @@ from ..errors import GanforgeError
 from ..losses import LOSSES
 from ..viz import grid_image, save_image_atomic, to_uint8
 from ..viz.columns import save_column_grid
-from . import TASKS, Phase, Task
+from . import Phase, Task
 
 SAMPLE_ROWS = 8  # held-out images in the training pictures (each a row of six)
 
@@ -102,17 +102,15 @@ class CycleGANOptions:
             raise GanforgeError(f"pool_size must be zero (no pool) or positive, got {self.pool_size!r}.")
 
 
-@TASKS.register("cyclegan")
 class CycleGANTask(Task):
     """Cycle-consistent adversarial training on unaligned batches {"A": [n, Ca, S, S], "B": [n, Cb, S, S]}."""
 
-    data_kind = "unaligned"
     shared_forward = ("G_A", "G_B")
     sample_net = "G_A"
     options_cls = CycleGANOptions
 
-    def __init__(self, nets, model_cfg, train_cfg, options=None, pipeline=None) -> None:
-        super().__init__(nets, model_cfg, train_cfg, options, pipeline)
+    def __init__(self, nets, model_cfg, options=None, loop=None, pipeline=None, held_out=None) -> None:
+        super().__init__(nets, model_cfg, options, loop, pipeline, held_out)
         o = self.options
         self.gan_loss = LOSSES.get(o.loss)
         lsgan = o.loss == "lsgan"
@@ -124,17 +122,16 @@ class CycleGANTask(Task):
         if self.lambda_idt > 0 and a_nc != b_nc:
             raise GanforgeError(f"The identity loss compares G_A(B) with B, so it needs domains with equal channels "
                                 f"(A has {a_nc}, B {b_nc}); set task.lambda_identity=0 or data.channels=1 or 3.")
-        opt_d = train_cfg.phase_optimizers.get("D") or train_cfg.optimizer
+        opt_d = self.loop.optimizer_of("D")
         if opt_d == "lbfgs":
             raise GanforgeError("The image pools change at every evaluation of the discriminators' loss, which L-BFGS "
                                 "repeats within a step; choose another optimizer for phase D.")
         self.fake_B_pool = ImagePool(o.pool_size)  # fakes of domain B, shown to D_A
         self.fake_A_pool = ImagePool(o.pool_size)  # fakes of domain A, shown to D_B
-        self.pairs: dict[str, torch.Tensor] = {}  # held-out images of both domains (uint8) for the pictures
 
     def phases(self) -> list[Phase]:
-        c = self.cfg
-        betas = (c.beta1, c.beta2)
+        c = self.loop
+        betas = c.betas
         return [Phase("G", ("G_A", "G_B"), lr=c.lr_g, betas=betas, new_batch=False),
                 Phase("D", ("D_A", "D_B"), lr=c.lr_d, betas=betas, new_batch=False)]
 
@@ -181,10 +178,7 @@ class CycleGANTask(Task):
 
     # ------------------------------------------------------------------ pictures
     def fixed_inputs(self, n, seed):
-        if not self.pairs:
-            raise GanforgeError("cyclegan translates input images, not noise; use ganforge translate.")
-        k = min(n, SAMPLE_ROWS)
-        return {key: v[:k].float().div(127.5).sub(1) for key, v in self.pairs.items()}
+        return super().fixed_inputs(min(n, SAMPLE_ROWS), seed)
 
     def render_samples(self, net, inputs, path, step) -> None:
         """Rows of real A | fake B | rec A | real B | fake A | rec B for the held-out images, with headers."""

@@ -29,14 +29,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import load_dataset
 from ..data.folders import read_image
 from ..errors import GanforgeError
 from ..style.features import FEATURES, POOLS, build_features
 from ..style.losses import gram, total_loss
 from ..viz import save_grid, to_uint8
 from ..viz.columns import save_column_grid
-from . import TASKS, Phase, Task
+from . import Phase, Task
 
 JOHNSON = {"content_weight": 1e5, "style_weight": 4e10}
 
@@ -77,14 +76,13 @@ class FastStyleOptions:
             raise GanforgeError(f"task.style_size must be a positive integer, got {self.style_size!r}.")
 
 
-@TASKS.register("fast-style")
 class FastStyleTask(Task):
     """Content images {"image": [B, 3, S, S] in [-1, 1]} -> G -> perceptual losses against one style."""
 
     options_cls = FastStyleOptions
 
-    def __init__(self, nets, model_cfg, train_cfg, options=None, pipeline=None) -> None:
-        super().__init__(nets, model_cfg, train_cfg, options, pipeline)
+    def __init__(self, nets, model_cfg, options=None, loop=None, pipeline=None, held_out=None) -> None:
+        super().__init__(nets, model_cfg, options, loop, pipeline, held_out)
         o = self.options
         spec = FEATURES.get(o.network)
         self.features = build_features(o.network, o.pool, o.weights, o.network_seed, o.random_sizes, o.random_filters)
@@ -113,8 +111,7 @@ class FastStyleTask(Task):
         self._samples: torch.Tensor | None = None
 
     def phases(self) -> list[Phase]:
-        c = self.cfg
-        return [Phase("G", ("G",), lr=c.lr_g, betas=(c.beta1, c.beta2))]
+        return [Phase("G", ("G",), lr=self.loop.lr_g, betas=self.loop.betas)]
 
     def _style_targets(self, device: torch.device) -> dict[str, torch.Tensor]:
         if self._targets is None or next(iter(self._targets.values())).device != device:
@@ -144,20 +141,6 @@ class FastStyleTask(Task):
         return loss, logs
 
     # ------------------------------------------------------------------ pictures
-    def fixed_inputs(self, n, seed):
-        """The first ``n`` content images of the training data (its test split when it has one)."""
-        d = self.cfg.data
-        data = None
-        for split in ("test", d.split):
-            try:
-                data = load_dataset(d.name, d.root, split, d.image_size, 3)
-                break
-            except GanforgeError:
-                continue
-        if data is None:
-            raise GanforgeError(f"No images of {d.name!r} could be read for the sample pictures.")
-        return {"A": data.images[:n].float().div(127.5).sub(1)}
-
     def generate(self, net, inputs):
         return self.pipeline.generate(inputs, net=net)
 

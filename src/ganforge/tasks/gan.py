@@ -17,7 +17,7 @@ from ..augment import AUGMENT_KINDS, AdaptiveProbability, augment, parse_policy
 from ..errors import GanforgeError
 from ..losses import LOSSES, gradient_penalty, r1_penalty
 from ..viz import save_grid, to_uint8
-from . import TASKS, Phase, Task
+from . import Phase, Task
 
 SMALL_DATA = 10_000  # augment=auto augments D's inputs for data of at most this many images
 
@@ -58,7 +58,6 @@ class GANOptions:
             raise GanforgeError(f"clip_value must be positive, got {self.clip_value!r}.")
 
 
-@TASKS.register("gan")
 class GANTask(Task):
     """GAN with any registered loss (minimax, nonsaturating, lsgan, hinge, wgan-gp).
 
@@ -80,8 +79,8 @@ class GANTask(Task):
     ema_nets = ("G",)
     options_cls = GANOptions
 
-    def __init__(self, nets, model_cfg, train_cfg, options=None, pipeline=None) -> None:
-        super().__init__(nets, model_cfg, train_cfg, options, pipeline)
+    def __init__(self, nets, model_cfg, options=None, loop=None, pipeline=None, held_out=None) -> None:
+        super().__init__(nets, model_cfg, options, loop, pipeline, held_out)
         self.gan_loss = LOSSES.get(self.options.loss)
         self.nz = pipeline.nz
         self.num_classes = pipeline.num_classes
@@ -118,8 +117,8 @@ class GANTask(Task):
         return {"d_norm": "layer"} if LOSSES.get(options.loss).gradient_penalty else {}
 
     def phases(self) -> list[Phase]:
-        c = self.cfg
-        betas = (c.beta1, c.beta2)
+        c = self.loop
+        betas = c.betas
         # the original WGAN trains both networks with RMSprop (Arjovsky et al. 2017: momentum destabilises it)
         opt = "rmsprop" if self.gan_loss.weight_clipping else None
         return [
@@ -143,17 +142,14 @@ class GANTask(Task):
         return torch.randn(n, self.nz, device=device)
 
     def _fake(self, G: nn.Module, n: int, device, y: torch.Tensor | None = None):
-        """(fake images, their labels or None); labels are drawn uniformly unless given."""
-        z = self._noise(n, device)
-        if not self.num_classes:
-            return G(z), None
-        if y is None:
+        """(fake images G(z, y), their labels y): labels drawn uniformly unless given; None without classes."""
+        if y is None and self.num_classes:
             y = torch.randint(0, self.num_classes, (n,), device=device)
-        return G(z, y), y
+        return G(self._noise(n, device), y), y
 
     def _score(self, D: nn.Module, x: torch.Tensor, y: torch.Tensor | None):
-        """(adversarial logits [N] as float32, class logits [N, K] or None)."""
-        out = D(x) if y is None else D(x, y)
+        """(adversarial logits [N] as float32, class logits [N, K] or None) of D(x, y)."""
+        out = D(x, y)
         if self.acgan:
             return out[0].float(), out[1].float()
         return out.float(), None
@@ -163,7 +159,7 @@ class GANTask(Task):
         G, D = nets["G"], nets["D"]
         n, device = real.shape[0], real.device
         if phase.name == "D":
-            y_real = batch["label"] if self.num_classes else None
+            y_real = batch.get("label") if self.num_classes else None
             with torch.no_grad():
                 fake, y_fake = self._fake(G, n, device, y_real)
             r1 = self.options.r1_weight > 0
@@ -187,7 +183,7 @@ class GANTask(Task):
                 logs["cls_D"] = cls.detach()
                 logs["acc_real"] = (r_cls.detach().argmax(1) == y_real).float().mean()
             if self.gan_loss.gradient_penalty and self.options.gp_weight > 0:
-                gp = gradient_penalty(D if y_real is None else lambda x: self._score(D, x, y_real)[0], real, fake)
+                gp = gradient_penalty(lambda x: self._score(D, x, y_real)[0], real, fake)
                 loss = loss + self.options.gp_weight * gp
                 logs["gp"] = gp.detach()
             squash = torch.sigmoid if self.gan_loss.probabilities else (lambda t: t)
@@ -208,8 +204,5 @@ class GANTask(Task):
     def render_samples(self, net, inputs, path, step) -> None:
         """A grid of the fixed samples; conditional models: one row per class, named."""
         images = to_uint8(self.generate(net, inputs))
-        if not self.num_classes:
-            save_grid(images, path)
-            return
         cols = self.pipeline.grid_columns(images.shape[0])
-        save_grid(images, path, nrow=cols, row_labels=self.pipeline.row_labels(inputs["y"], cols))
+        save_grid(images, path, nrow=cols, row_labels=self.pipeline.row_labels(inputs.get("y"), cols))

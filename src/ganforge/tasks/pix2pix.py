@@ -27,7 +27,7 @@ from ..errors import GanforgeError
 from ..losses import LOSSES
 from ..viz import to_uint8
 from ..viz.columns import save_column_grid
-from . import TASKS, Phase, Task
+from . import Phase, Task
 
 
 @dataclass
@@ -50,28 +50,24 @@ class Pix2PixOptions:
                 raise GanforgeError(f"{name} must be zero or positive, got {getattr(self, name)!r}.")
 
 
-@TASKS.register("pix2pix")
 class Pix2PixTask(Task):
     """cGAN + L1 on paired batches {"A": [B, Ca, S, S], "B": [B, Cb, S, S]} in [-1, 1]."""
 
-    data_kind = "paired"
     shared_forward = ("G",)
     options_cls = Pix2PixOptions
 
-    def __init__(self, nets, model_cfg, train_cfg, options=None, pipeline=None) -> None:
-        super().__init__(nets, model_cfg, train_cfg, options, pipeline)
+    def __init__(self, nets, model_cfg, options=None, loop=None, pipeline=None, held_out=None) -> None:
+        super().__init__(nets, model_cfg, options, loop, pipeline, held_out)
         self.gan_loss = LOSSES.get(self.options.loss)
         lsgan = self.gan_loss.name == "lsgan"
         self.d_scale = 1.0 if lsgan else 0.5  # reference: D loss halved; lsgan_d_loss already holds the 1/2
         self.g_scale = 2.0 if lsgan else 1.0  # reference lsgan G loss is MSE without the 1/2
         self.gan_weight = float(self.options.gan_weight)
         self.lambda_l1 = float(self.options.lambda_l1)
-        self.pairs: dict[str, torch.Tensor] = {}  # held-out pairs for the sample pictures (uint8)
-        self.pairs_split = "test"  # the split they come from
 
     def phases(self) -> list[Phase]:
-        c = self.cfg
-        betas = (c.beta1, c.beta2)
+        c = self.loop
+        betas = c.betas
         g = Phase("G", ("G",), lr=c.lr_g, betas=betas, repeat=1, new_batch=False)
         if self.gan_weight == 0:
             return [g]
@@ -100,18 +96,13 @@ class Pix2PixTask(Task):
         return loss, logs
 
     # ------------------------------------------------------------------ pictures
-    def fixed_inputs(self, n, seed):
-        if not self.pairs:
-            raise GanforgeError("pix2pix generates from input images, not from noise; use ganforge translate.")
-        return {k: v[:n].float().div(127.5).sub(1) for k, v in self.pairs.items()}
-
     def render_samples(self, net, inputs, path, step) -> None:
         device = next(net.parameters()).device
         # dropout noise: the same in every picture, and the training RNG streams (CPU and CUDA) untouched
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(self.cfg.seed)
+            torch.manual_seed(self.loop.seed)
             fake = self.generate(net, inputs)
-        split = getattr(self, "pairs_split", "test")
+        split = self.held_out.get("split", "test")
         title = (f"step {step}: {split} pairs" if split != "train"
                  else f"step {step}: training pairs (the data has no test or val split)")
         save_column_grid([to_uint8(inputs["A"]), to_uint8(fake), to_uint8(inputs["B"])], path,

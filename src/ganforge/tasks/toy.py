@@ -23,7 +23,6 @@ from ..data.toy import ToyTarget, load_toy
 from ..errors import GanforgeError
 from ..pipelines.noise import latent
 from ..viz.toy import draw_frame_1d, draw_frame_2d, draw_real, plot_divergence
-from . import TASKS
 from .gan import GANTask
 
 EVAL_SAMPLES = 10_000  # generated points behind each frame's p_g and divergences
@@ -87,12 +86,11 @@ class _Scene:
 
 
 # ----------------------------------------------------------------------------- the task
-@TASKS.register("toy")
 class ToyGANTask(GANTask):
     """GANTask on points [B, dim]; renders figure-1 (1-D) or GAN Lab (2-D) frames with divergence estimates."""
 
-    def __init__(self, nets, model_cfg, train_cfg, options=None, pipeline=None) -> None:
-        super().__init__(nets, model_cfg, train_cfg, options, pipeline)
+    def __init__(self, nets, model_cfg, options=None, loop=None, pipeline=None, held_out=None) -> None:
+        super().__init__(nets, model_cfg, options, loop, pipeline, held_out)
         self.nz = model_cfg.latent_dim
         self.dim = model_cfg.dim
         self._scene_cache: _Scene | None = None
@@ -115,7 +113,7 @@ class ToyGANTask(GANTask):
     def _scene(self) -> _Scene:
         if self._scene_cache is not None:
             return self._scene_cache
-        c = self.cfg
+        c = self.loop
         target = load_toy(c.data.name, c.data.root, c.data.split)
         if target.dim != self.dim:
             raise GanforgeError(f"The toy model has dim={self.dim} but the data {target.name!r} is {target.dim}-D.")
@@ -227,4 +225,4 @@ class ToyGANTask(GANTask):
     def on_end(self, run_dir: Path) -> None:
         """divergence.png: the frames' divergence estimates over training, with their real-vs-real floors."""
         plot_divergence(Path(run_dir) / "toy_metrics.jsonl", Path(run_dir) / "divergence.png",
-                        title=f"{self.cfg.data.name}, {self.options.loss}, k={self.options.d_steps}")
+                        title=f"{self.loop.data.name}, {self.options.loss}, k={self.options.d_steps}")

@@ -35,6 +35,16 @@ class EMA:
             e.copy_(b)
 
 
+def make_ema(nets: dict[str, nn.Module], names: Iterable[str], decay: float, device: torch.device | str = "cpu",
+             channels_last: bool = False) -> dict[str, EMA]:
+    """EMA copies of the networks ``names`` (none when ``decay`` is 0), made once the networks are on ``device``
+    in the training memory format, as the copies are used beside them."""
+    if decay <= 0:
+        return {}
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return {n: EMA(nets[n].to(device=device, memory_format=memory_format), decay) for n in names}
+
+
 def has_batchnorm(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 

@@ -19,82 +19,49 @@ import torch
 from torch import nn
 
 from ..checkpoint import Checkpoint, list_checkpoints, load_checkpoint, remove_stale_temporaries
-from ..config import DEFAULT_BATCH, TrainConfig, options_from_dict
-from ..data import BatchStream, convert_images, load_dataset
+from ..config import DEFAULT_BATCH, TrainConfig
+from ..data import BatchStream
 from ..errors import GanforgeError
+from ..families import family_of, new_pipeline
 from ..io import check_writable_parent, write_json
-from ..models import MODELS, complete_options, model_config
-from ..pipelines import Pipeline, pipeline_for, resolve_device
-from ..tasks import TASKS, Task
+from ..pipelines import Pipeline, resolve_device
+from ..tasks import LoopSettings, Task
 from .distributed import DistInfo, cleanup, init_distributed
+from .ema import EMA, make_ema
 from .trainer import Trainer
 
 
 def task_options(cfg: TrainConfig, strict: bool = True):
     """The options dataclass of ``cfg.model``'s task from ``cfg.task_options`` (types and names checked)."""
-    task_cls = TASKS.get(MODELS.get(cfg.model).task)
-    return options_from_dict(task_cls.options_cls, cfg.task_options, f"task {MODELS.get(cfg.model).task!r}",
-                             strict=strict)
+    return family_of(cfg.model).task_options(cfg, strict=strict)
 
 
 def build_task(cfg: TrainConfig, model_options: dict[str, Any] | None = None, class_names=(),
-               device: torch.device | str = "cpu") -> Task:
+               device: torch.device | str = "cpu", held_out: dict[str, Any] | None = None) -> Task:
     """The task of ``cfg.model`` around freshly built networks (``model_options`` complete, e.g. with the
-    image size and channels the data would give), its options and its inference object, without data or
-    a trainer: for looking at one phase's loss."""
-    spec = MODELS.get(cfg.model)
-    model_cfg = model_config(cfg.model, model_options if model_options is not None else cfg.model_options)
+    image size and channels the data would give), its options, its inference object and the family's held-out
+    pictures, without data or a trainer: for looking at one phase's loss."""
+    return assemble(cfg, model_options, class_names, device, held_out)[0]
+
+
+def assemble(cfg: TrainConfig, model_options: dict[str, Any] | None = None, class_names=(),
+             device: torch.device | str = "cpu", held_out: dict[str, Any] | None = None) -> tuple[Task, dict[str, EMA]]:
+    """(the task, the EMA copies of its averaged networks) for :func:`build_task` and :func:`build_run`; the
+    task's inference object generates with the EMA copies, which the trainer averages."""
+    family = family_of(cfg.model)
+    spec = family.model(cfg.model)
+    model_cfg = spec.config(model_options if model_options is not None else cfg.model_options)
     nets = spec.build(model_cfg)
+    ema = make_ema(nets, family.task.ema_nets, cfg.ema_decay, device, cfg.channels_last)
     settings = {"class_names": list(class_names), "train_batch_size": cfg.batch_size or DEFAULT_BATCH,
                 "seed": cfg.seed}
-    pipeline = pipeline_for(cfg.model, model_cfg, nets, settings=settings, device=device)
-    return TASKS.get(spec.task)(nets, model_cfg, cfg, task_options(cfg), pipeline)
+    pipeline = new_pipeline(cfg.model, model_cfg, nets, {n: e.module for n, e in ema.items()}, settings, device)
+    return family.task(nets, model_cfg, task_options(cfg), LoopSettings.of(cfg), pipeline, held_out), ema
 
 
-def load_training_data(cfg: TrainConfig, task_cls: type[Task], split: str | None = None, augment: bool = True):
-    """The data ``cfg`` trains on: ImageData, PairedData for paired tasks (pix2pix) or UnalignedData for
-    unaligned ones (cyclegan)."""
-    d = cfg.data
-    split = split or d.split
-    if task_cls.data_kind == "unaligned":
-        from ..data.unaligned import load_unaligned
-
-        if d.derive:
-            raise GanforgeError(f"derive={d.derive} makes input/target pairs for paired models such as pix2pix; "
-                                f"{cfg.model} trains on two unpaired domains.")
-        load_size, flip = (d.load_size, d.flip) if augment else (d.image_size, False)
-        return load_unaligned(d.name, d.root, split, direction=d.direction, load_size=load_size,
-                              crop_size=d.image_size, flip=flip, channels=d.channels,
-                              serial_batches=d.serial_batches)
-    if task_cls.data_kind == "paired":
-        from ..data.paired import load_paired
-
-        # without augmentation: resized straight to image_size, no crop, no flip
-        load_size, flip = (d.load_size, d.flip) if augment else (d.image_size, False)
-        return load_paired(d.name, d.root, split, direction=d.direction, load_size=load_size,
-                           crop_size=d.image_size, flip=flip, channels_B=d.channels, derive=d.derive)
-    if d.derive:
-        raise GanforgeError(f"derive={d.derive} makes input/target pairs; it applies to paired models such as "
-                            f"pix2pix, not to {cfg.model}.")
-    return load_dataset(d.name, d.root, split, d.image_size, d.channels)
-
-
-def held_out_pairs(cfg: TrainConfig, task_cls: type[Task], n: int, train_data) -> dict[str, torch.Tensor]:
-    """The first ``n`` pairs of the held-out split (test, else val, else train) without augmentation, with
-    the training data's size and channels, and the name of the split they come from ("split")."""
-    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, image_size=train_data.image_size))
-    for split in ("test", "val", "train"):
-        try:
-            data = load_training_data(cfg, task_cls, split, augment=False)
-        except GanforgeError:
-            continue
-        folder = Path(cfg.data.name).expanduser()
-        if split != "train" and folder.is_dir() and not any(
-                (folder / s).is_dir() or (folder / "A" / s).is_dir() for s in ("train", "val", "test")):
-            split = "train"  # a folder without split subfolders gives its training images for every split
-        return {"A": convert_images(data.A[:n].clone(), None, train_data.channels_A),
-                "B": convert_images(data.B[:n].clone(), None, train_data.channels_B), "split": split}
-    raise GanforgeError(f"No split of {cfg.data.name!r} could be read for the sample pictures.")
+def load_training_data(cfg: TrainConfig, split: str | None = None, augment: bool = True):
+    """The data ``cfg`` trains on, as ``cfg.model``'s family loads it (images, pairs or two domains)."""
+    return family_of(cfg.model).load_data(cfg, split or cfg.data.split, augment)
 
 
 def fill_model_options(cfg: TrainConfig, data) -> dict[str, Any]:
@@ -102,7 +69,8 @@ def fill_model_options(cfg: TrainConfig, data) -> dict[str, Any]:
     image_size, channels = data.image_size, data.channels
     num_classes = len(data.class_names) if data.labels is not None else 0
     opts = dict(cfg.model_options)
-    spec = MODELS.get(cfg.model)
+    family = family_of(cfg.model)
+    spec = family.model(cfg.model)
     fields = {f.name for f in dataclasses.fields(spec.config_cls)}
     paired = (("input_nc", getattr(data, "channels_A", None)), ("output_nc", getattr(data, "channels_B", None)))
     for key, value in paired:
@@ -118,11 +86,10 @@ def fill_model_options(cfg: TrainConfig, data) -> dict[str, Any]:
             )
         if key in fields:
             opts[key] = value
-    task_cls = TASKS.get(spec.task)
-    for key, value in task_cls.model_defaults(task_options(cfg)).items():  # e.g. wgan-gp: a layer-norm critic
+    for key, value in family.task.model_defaults(task_options(cfg)).items():  # e.g. wgan-gp: a layer-norm critic
         if key in fields:
             opts.setdefault(key, value)
-    opts = complete_options(cfg.model, opts)  # defaults that depend on the data's size (pix2pix's netG)
+    opts = spec.complete(opts)  # defaults that depend on the data's size (pix2pix's netG)
     if "dim" in fields and opts.setdefault("dim", channels) != channels:  # toy points [N, dim]
         raise GanforgeError(f"Model option dim={opts['dim']} does not match the data, which is {channels}-D; "
                             "leave dim out to take it from the data.")
@@ -224,32 +191,28 @@ def build_run(cfg: TrainConfig, run_dir: str | Path, resume: bool | Checkpoint =
             raise GanforgeError(f"{str(run_dir)!r} holds checkpoints; resume it rather than restarting it.")
     elif write:
         check_run_folder(cfg, run_dir)
-    spec = MODELS.get(cfg.model)
-    task_cls = TASKS.get(spec.task)
+    family = family_of(cfg.model)
     cfg = dataclasses.replace(cfg, task_options=dataclasses.asdict(task_options(cfg)))
-    model_config(cfg.model, cfg.model_options, validate=False)  # option names and types, before the data loads
+    family.model(cfg.model).config(cfg.model_options, validate=False)  # names and types, before the data loads
     device_probe = resolve_device(cfg.device)
     dist = init_distributed(device_probe.type)
     try:
         device = resolve_device(cfg.device, dist.local_rank)
         torch.manual_seed(cfg.seed)
-        if task_cls.data_kind in ("paired", "unaligned") and cfg.eval_every:
+        if cfg.eval_every and not family.can("eval"):
             raise GanforgeError(f"eval_every is for models that sample from noise; evaluate {cfg.model} on held-out "
                                 "pairs with ganforge translate RUN --data DATA --split test.")
-        data = load_training_data(cfg, task_cls)
+        data = load_training_data(cfg)
         # choices left to the data (augment=auto), made again alike on the same data when a run resumes
         # (torchrun's restarts pass the command line's options); a run of an older version recorded none
         recorded = ckpt.meta.get("task_options") if ckpt is not None else None
-        chosen = task_cls.options_for_data(task_options(cfg), len(data), recorded)
+        chosen = family.task.options_for_data(task_options(cfg), len(data), recorded)
         cfg = dataclasses.replace(cfg, task_options=dataclasses.asdict(chosen))
         if cfg.batch_size is None:  # the default batch, or every image of a smaller folder
             cfg = dataclasses.replace(cfg, batch_size=max(1, min(DEFAULT_BATCH, len(data) // dist.world_size)))
-        task = build_task(cfg, fill_model_options(cfg, data), data.class_names, device)
+        held = family.held_out(cfg, cfg.n_samples, data, family.load_data) if family.held_out else None
+        task, ema = assemble(cfg, fill_model_options(cfg, data), data.class_names, device, held)
         model_cfg, pipeline = task.model_cfg, task.pipeline
-        if task_cls.data_kind in ("paired", "unaligned"):  # unaligned: held-out images of each domain
-            held = held_out_pairs(cfg, task_cls, cfg.n_samples, data)
-            task.pairs_split = held.pop("split")  # named in the pictures: training pairs when no test split
-            task.pairs = held
         stream = BatchStream(data, cfg.batch_size, cfg.seed, dist.rank, dist.world_size)
         total = total_steps(cfg, stream, task)
         if dist.rank > 0:
@@ -257,7 +220,7 @@ def build_run(cfg: TrainConfig, run_dir: str | Path, resume: bool | Checkpoint =
         meta = {
             "model": cfg.model,
             "model_options": dataclasses.asdict(model_cfg),
-            "task": spec.task,
+            "task": family.name,
             "task_options": cfg.task_options,
             "pipeline": pipeline.settings(),
             "dataset": {"name": data.name or cfg.data.name, "image_size": data.image_size, "channels": data.channels,
@@ -271,8 +234,8 @@ def build_run(cfg: TrainConfig, run_dir: str | Path, resume: bool | Checkpoint =
 
             evaluator = training_evaluator(data, cfg.eval_metric, min(cfg.eval_n, len(data)), cfg.eval_extractor,
                                            device, seed=cfg.seed) if dist.is_main else (lambda sample: None)
-        trainer = Trainer(task, cfg, stream, run_dir, meta, total, device, dist, resume=ckpt, evaluator=evaluator)
-        pipeline.ema = {name: e.module for name, e in trainer.ema.items()}
+        trainer = Trainer(task, cfg, stream, run_dir, meta, total, device, dist, resume=ckpt, evaluator=evaluator,
+                          ema=ema)
         if dist.is_main and write:  # only once everything is checked, so a refused run leaves no folder behind
             if restart:  # the logs of the attempt that stopped before its first checkpoint
                 for name in ("metrics.jsonl", "samples", "tb"):

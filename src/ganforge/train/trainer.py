@@ -24,14 +24,14 @@ import torch.distributed as torch_dist
 from torch import nn
 
 from ..checkpoint import Checkpoint, list_checkpoints, load_state_into, save_checkpoint
-from ..config import TrainConfig
+from ..config import TrainConfig, check_sync_bn
 from ..data import BatchStream
 from ..errors import GanforgeError
 from ..metrics.evaluation import better
 from ..tasks import Phase, Task
 from ..viz import plot_losses, save_gif, to_uint8
-from .distributed import DistInfo, all_gather_object, sync_buffers, wrap_ddp
-from .ema import EMA, has_batchnorm, recompute_batchnorm
+from .distributed import DistInfo, all_gather_object, convert_sync_bn, sync_buffers, wrap_ddp
+from .ema import EMA, has_batchnorm, make_ema, recompute_batchnorm
 from .events import Events
 from .logs import DurationNotice, MetricsFile, ProgressBar, TensorBoard
 from .optim import build_optimizer, check_phase_names, needs_closure
@@ -93,6 +93,7 @@ class Trainer:
         dist: DistInfo | None = None,
         resume: Checkpoint | None = None,
         evaluator: Callable[[Callable[[int, int], torch.Tensor]], dict[str, Any]] | None = None,
+        ema: dict[str, EMA] | None = None,
     ) -> None:
         self.task, self.cfg, self.stream, self.meta = task, cfg, stream, meta
         self.run_dir = Path(run_dir)
@@ -111,11 +112,14 @@ class Trainer:
 
         if cfg.precision == "fp16" and device.type != "cuda":
             raise GanforgeError("precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU.")
+        if cfg.sync_bn:
+            check_sync_bn(device.type)  # device=auto that found no GPU
         check_phase_names(self.phases, cfg)
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         for net in self.raw.values():
             net.to(device=device, memory_format=memory_format)
-        self.ema = {n: EMA(self.raw[n], cfg.ema_decay) for n in task.ema_nets} if cfg.ema_decay > 0 else {}
+        self.ema = ema if ema is not None else make_ema(self.raw, task.ema_nets, cfg.ema_decay, device,
+                                                         cfg.channels_last)  # the pipeline generates with these
         self._ema_stats_step = -1  # the step whose EMA batch-norm statistics were last re-estimated
         state = None
         if resume is not None:
@@ -128,6 +132,8 @@ class Trainer:
         trained = {n for p in self.phases for n in p.nets}
         self.wrapped: dict[str, nn.Module] = {}
         for name, net in self.raw.items():
+            if name in trained and self.dist.enabled and cfg.sync_bn:  # after the EMA copies: they keep BatchNorm
+                net = self.raw[name] = convert_sync_bn(net)
             w = net
             if name in trained and self.dist.enabled:
                 w = wrap_ddp(net, device)

@@ -119,8 +119,8 @@ async function loadRuns() {
   studio.runs = data.runs;
   for (const sel of $$("select.runs")) {
     const kind = sel.dataset.kind;
-    const fits = data.runs.filter((r) => r.checkpoints.length && (kind === "noise"
-      ? r.pipeline === "noise" : r.pipeline === "translation" || r.pipeline === "cyclegan"));
+    const verb = kind === "noise" ? "sample" : "translate";  // what the page asks of a run's family
+    const fits = data.runs.filter((r) => r.checkpoints.length && r.offers.includes(verb));
     fillSelect(sel, fits.map((r) => r.id));
     await runChosen(sel.form);
   }
@@ -145,7 +145,7 @@ async function runChosen(form) {
   $$("select.classes", form).forEach((sel) => {
     fillSelect(sel, (sel.name === "cls" ? [["", "one row per class"]] : []).concat(classes));
   });
-  $$(".cyc", form).forEach((node) => { node.hidden = !info.cyclegan; });
+  $$(".cyc", form).forEach((node) => { node.hidden = !info.offers.includes("cycle"); });
   if (form.id === "lat-form") latentPage.setup(info);
   showError("");
 }
@@ -246,14 +246,14 @@ const translatePage = {
     if (!file) return Promise.resolve();
     const body = new FormData();
     body.append("run", form.run.value); body.append("ckpt", form.ckpt.value);
-    body.append("direction", studio.info[form.run.value]?.cyclegan ? form.direction.value : "");
+    body.append("direction", studio.info[form.run.value]?.offers.includes("cycle") ? form.direction.value : "");
     body.append("file", file);
     return translatePage.panel.run(async (signal) => translatePage.show(
       await fetchImage("/api/translate", { method: "POST", body, signal })));
   },
   heldOut() {
     const v = formValues($("#tr-form"));
-    const q = { run: v.run, ckpt: v.ckpt, index: v.index, direction: studio.info[v.run]?.cyclegan ? v.direction : "" };
+    const q = { run: v.run, ckpt: v.ckpt, index: v.index, direction: studio.info[v.run]?.offers.includes("cycle") ? v.direction : "" };
     return translatePage.panel.run(async (signal) => translatePage.show(
       await fetchImage(`/api/translate/heldout?${params(q)}`, { signal })));
   },
