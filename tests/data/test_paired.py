@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ganforge.data.paired import PAIRED_DATASETS, PairedData, load_paired, pix2pix_url, safe_extract
+from ganforge.data.download import safe_extract_tar
+from ganforge.data.paired import PAIRED_DATASETS, PairedData, load_paired, pix2pix_url
 from ganforge.errors import GanforgeError
 from ganforge.io import cache_dir
 
@@ -306,6 +307,6 @@ def test_unsafe_archive_members_are_refused(tmp_path, bad):
     dest = tmp_path / "out" / "inner"
     dest.mkdir(parents=True)
     with pytest.raises(GanforgeError, match="outside the target folder"):
-        safe_extract(archive, dest)
+        safe_extract_tar(archive, dest)
     assert not (tmp_path / "evil.png").exists() and not (tmp_path / "out" / "evil.png").exists()
     assert not any(dest.iterdir())

@@ -16,7 +16,8 @@ from PIL import Image
 import ganforge
 from ganforge.data import BatchStream
 from ganforge.data.derived import edges, fashion_images
-from ganforge.data.unaligned import cartoon, load_unaligned, safe_extract_zip, translation_split
+from ganforge.data.download import safe_extract_zip
+from ganforge.data.unaligned import cartoon, load_unaligned, translation_split
 from ganforge.io import cache_dir
 
 

@@ -28,15 +28,14 @@ Sizes follow junyanz/pytorch-CycleGAN-and-pix2pix: both halves are resized (bicu
 random horizontal flip, identical for A and B (:meth:`PairedData.items`).
 
 The registry :data:`PAIRED_DATASETS`, :class:`PairedSource` and the size rule are defined in
-:mod:`ganforge.data.pairs` (below both this module and :mod:`ganforge.data.derived`) and importable from here.
+:mod:`ganforge.data.pairs` (below both this module and :mod:`ganforge.data.derived`) and importable from here;
+so are the sizes, channel counts and crops that :class:`PairedData` shares with unaligned data.
 """
 
 from __future__ import annotations
 
-import numbers
-import tarfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -45,12 +44,19 @@ from ..errors import GanforgeError
 from ..io import warn_skipped
 from . import convert_images
 from .derived import derived_source
-from .download import archive_url, download_dataset, published_dataset
+from .download import ArchiveSite
 from .folders import IMAGE_EXTENSIONS, list_images, read_image, resize_square
-from .pairs import PAIRED_DATASETS, SPLITS, PairedSource, SizeRule, Sizes  # also importable from here
-
-DIRECTIONS = ("AtoB", "BtoA")
-JITTER = 286 / 256  # load_size / crop_size of the reference (resize to 286, random crop 256)
+from .pairs import (
+    PAIRED_DATASETS,
+    SPLITS,
+    ChosenSizes,
+    PairedSource,
+    SizeRule,
+    Sizes,
+    StoredAB,
+    check_load_options,
+    check_split,
+)
 
 PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{name}.tar.gz"
 """Where the published pix2pix datasets live; ``$GANFORGE_PIX2PIX_URL`` replaces it (``{name}`` is filled
@@ -60,7 +66,7 @@ _MAX_NAMED = 3
 
 
 @dataclass
-class PairedData:
+class PairedData(StoredAB):
     """Pairs of images in memory, stored at ``load_size``; training takes random crops of ``crop_size``.
 
     A: uint8 [N, Ca, S, S] inputs; B: uint8 [N, Cb, S, S] targets (S = load size, the same for both);
@@ -90,51 +96,15 @@ class PairedData:
     def __len__(self) -> int:
         return self.A.shape[0]
 
-    @property
-    def image_size(self) -> int:
-        return self.crop_size
-
-    @property
-    def load_size(self) -> int:
-        return self.A.shape[-1]
-
-    @property
-    def channels(self) -> int:
-        return self.B.shape[1]
-
-    @property
-    def channels_A(self) -> int:
-        return self.A.shape[1]
-
-    @property
-    def channels_B(self) -> int:
-        return self.B.shape[1]
-
     def items(self, indices: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """{"A": uint8 [B, Ca, crop, crop], "B": uint8 [B, Cb, crop, crop]} for the pairs ``indices``.
 
-        Each pair gets a crop position (top, left) uniform in [0, S - crop] and, when ``flip``, a
-        horizontal flip with probability 1/2, drawn from ``generator`` (positions first, as one
-        [B, 2] draw when S > crop, then one [B] draw for flips) and applied identically to A and B.
-        With S == crop and no flip the stored images are returned and nothing is drawn.
+        One crop corner and flip per pair, drawn from ``generator`` as :meth:`StoredAB.crops` says and
+        applied identically to A and B.
         """
         indices = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
-        n, s, c = indices.numel(), self.load_size, self.crop_size
-        if s == c and not self.flip:
-            return {"A": self.A[indices], "B": self.B[indices]}
-        if s > c:
-            offsets = torch.randint(0, s - c + 1, (n, 2), generator=generator).tolist()
-        else:
-            offsets = [[0, 0]] * n
-        flips = (torch.rand(n, generator=generator) < 0.5).tolist() if self.flip else [False] * n
-        out = {}
-        for key, images in (("A", self.A), ("B", self.B)):
-            crops = []
-            for i, (top, left), flipped in zip(indices.tolist(), offsets, flips, strict=True):
-                crop = images[i, :, top:top + c, left:left + c]
-                crops.append(crop.flip(-1) if flipped else crop)
-            out[key] = torch.stack(crops) if crops else images[:0, :, :c, :c].clone()
-        return out
+        A, B = self.crops(indices, generator, self.A, self.B)
+        return {"A": A, "B": B}
 
 
 def load_paired(source: str, root: str | None = None, split: str = "train", direction: str = "AtoB",
@@ -164,18 +134,7 @@ def load_paired(source: str, root: str | None = None, split: str = "train", dire
         GanforgeError: unknown name, direction, split or derivation; bad sizes; missing, empty or
             malformed folders; a dataset that is not there and cannot be downloaded.
     """
-    if direction not in DIRECTIONS:
-        raise GanforgeError(f"Unknown direction {direction!r}; choose 'AtoB' or 'BtoA'.")
-    for label, value in (("load_size", load_size), ("crop_size", crop_size)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
-            raise GanforgeError(f"{label} must be a positive whole number of pixels, not {value!r}.")
-    for label, value in (("channels_A", channels_A), ("channels_B", channels_B)):
-        if value not in (None, 1, 3):
-            raise GanforgeError(f"{label} must be 1 (grayscale) or 3 (RGB), not {value!r}.")
-    if load_size is not None and crop_size is not None and crop_size > load_size:
-        raise GanforgeError(f"crop_size {crop_size} is larger than load_size {load_size}; "
-                            f"crops are taken from images stored at load_size.")
-
+    check_load_options(direction, load_size, crop_size, {"channels_A": channels_A, "channels_B": channels_B})
     if derive is not None:
         src, name = derived_source(source, derive)
     elif source in PAIRED_DATASETS:
@@ -188,25 +147,10 @@ def load_paired(source: str, root: str | None = None, split: str = "train", dire
             f"Unknown paired dataset {source!r}; choose one of: {', '.join(PAIRED_DATASETS.names())}, "
             f"or give a folder of paired images."
         )
-    if split not in SPLITS:
-        raise GanforgeError(f"Unknown split {split!r}; choose one of: {', '.join(SPLITS)}.")
-
-    chosen: list[Sizes] = []
-
-    def size_rule(own_size: int) -> Sizes:
-        crop = crop_size if crop_size is not None else (load_size if load_size is not None else own_size)
-        load = load_size
-        if load is None:
-            load = round(crop * JITTER) if (flip or crop_size is not None) else crop
-        chosen.append(Sizes(load, crop))
-        return chosen[-1]
-
-    if load_size is not None:
-        load_size = int(load_size)
-    if crop_size is not None:
-        crop_size = int(crop_size)
+    check_split(split)
+    size_rule = ChosenSizes(load_size, crop_size, flip)
     A, B, names = src.load(root, split, size_rule)
-    crop = chosen[-1].crop if chosen else A.shape[-1]
+    crop = size_rule.chosen.crop if size_rule.chosen else A.shape[-1]
     if direction == "BtoA":
         A, B = B, A
     A = convert_images(A, None, channels_A)
@@ -368,46 +312,14 @@ PUBLISHED = {
 }
 
 
-def pix2pix_url(name: str) -> str:
-    """The archive URL of a published dataset (``$GANFORGE_PIX2PIX_URL`` or :data:`PIX2PIX_URL`)."""
-    return archive_url("GANFORGE_PIX2PIX_URL", PIX2PIX_URL, name, ".tar.gz")
-
-
-def published_dir(name: str, root: str | None = None) -> Path:
-    """The folder holding the published dataset ``name``; downloads it when needed and allowed."""
-    return published_dataset(name, root, "pix2pix", pix2pix_url(name), "train/...", safe_extract,
-                             lambda top: any((top / s).is_dir() for s in SPLITS), ".tar.gz")
-
-
-def download_pix2pix(name: str, dest: Path) -> Path:
-    """Download ``<name>.tar.gz`` from :func:`pix2pix_url` and extract it safely into ``dest/<name>``."""
-    return download_dataset(name, dest, "pix2pix", pix2pix_url(name), safe_extract,
-                            lambda top: any((top / s).is_dir() for s in SPLITS), ".tar.gz")
-
-
-def safe_extract(archive: Path, dest: Path) -> None:
-    """Extract the regular files and folders of a tar archive, refusing absolute or ``..`` paths."""
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = []
-            for m in tar.getmembers():
-                parts = PurePosixPath(m.name.replace("\\", "/")).parts
-                if m.name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
-                    raise GanforgeError(f"Refusing to extract {archive.name}: member {m.name!r} would be "
-                                        f"written outside the target folder.")
-                if m.isfile() or m.isdir():
-                    members.append(m)
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(dest, members=members, filter="data")
-            else:  # Python < 3.11.4 / 3.10.12: the checks above are the protection
-                tar.extractall(dest, members=members)  # noqa: S202
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise GanforgeError(f"Cannot extract {archive} ({e}); delete it to download it again.") from None
+PIX2PIX_SITE = ArchiveSite("pix2pix", "pix2pix", PIX2PIX_URL, "GANFORGE_PIX2PIX_URL", ".tar.gz", "train/...",
+                           lambda top: any((top / s).is_dir() for s in SPLITS))
+pix2pix_url = PIX2PIX_SITE.url  # the archive URL of a published dataset
 
 
 def _published(name: str) -> PairedSource:
     def load(root: str | None, split: str, size_rule: SizeRule):
-        return read_paired_folder(published_dir(name, root), split, size_rule)
+        return read_paired_folder(PIX2PIX_SITE.folder(name, root), split, size_rule)
 
     splits, about = PUBLISHED[name]
     return PairedSource(load, f"{about}; splits {splits}")

@@ -31,13 +31,9 @@ its images have (1 or 3; a tie gives 3). ``direction="BtoA"`` swaps the domains.
 
 from __future__ import annotations
 
-import numbers
-import shutil
-import stat
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -49,16 +45,23 @@ from ..io import warn_skipped
 from ..registry import Registry
 from . import convert_images, load_dataset
 from .derived import FASHION_SIZE, PHOTO_CROPS, PHOTO_SIZE, derive, edges, fashion_images, photo_crops
-from .download import archive_url, download_dataset, published_dataset
+from .download import ArchiveSite
 from .folders import IMAGE_EXTENSIONS, list_images, read_image, resize_square
-from .pairs import SPLITS, SizeRule, Sizes, split_folder
-
-JITTER = 286 / 256  # load_size / crop_size of the reference (resize to 286, random crop 256)
-DIRECTIONS = ("AtoB", "BtoA")
+from .pairs import (
+    DIRECTIONS,
+    SPLITS,
+    ChosenSizes,
+    SizeRule,
+    Sizes,
+    StoredAB,
+    check_load_options,
+    check_split,
+    split_folder,
+)
 
 
 @dataclass
-class UnalignedData:
+class UnalignedData(StoredAB):
     """Two unpaired domains in memory, stored at ``load_size``; training takes random crops of ``crop_size``.
 
     A: uint8 [Na, Ca, S, S]; B: uint8 [Nb, Cb, S, S] (S = the load size, the same for both); names_A,
@@ -97,32 +100,12 @@ class UnalignedData:
         """Items per epoch: max(|A|, |B|), as in the reference."""
         return max(self.A.shape[0], self.B.shape[0])
 
-    @property
-    def image_size(self) -> int:
-        return self.crop_size
-
-    @property
-    def load_size(self) -> int:
-        return self.A.shape[-1]
-
-    @property
-    def channels(self) -> int:
-        return self.B.shape[1]
-
-    @property
-    def channels_A(self) -> int:
-        return self.A.shape[1]
-
-    @property
-    def channels_B(self) -> int:
-        return self.B.shape[1]
-
     def items(self, indices: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """{"A": uint8 [n, Ca, crop, crop], "B": uint8 [n, Cb, crop, crop]} for the epoch items ``indices``.
 
         Item i is A[i % |A|] and B[j], j uniform in [0, |B|) (``serial_batches``: j = i % |B|). Draws from
         ``generator``, in this order: the n B indices (unless serial), then for A and then for B the crop
-        corners (one [n, 2] draw when S > crop) and the flips (one [n] draw when ``flip``).
+        corners and flips (:meth:`StoredAB.crops`), so A and B are cropped and flipped independently.
         """
         indices = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
         n = indices.numel()
@@ -131,19 +114,9 @@ class UnalignedData:
             b = indices % self.B.shape[0]
         else:
             b = torch.randint(0, self.B.shape[0], (n,), generator=generator)
-        return {"A": self._crops(self.A, a, generator), "B": self._crops(self.B, b, generator)}
-
-    def _crops(self, images: torch.Tensor, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        s, c, n = self.load_size, self.crop_size, index.numel()
-        if s == c and not self.flip:
-            return images[index]
-        corners = torch.randint(0, s - c + 1, (n, 2), generator=generator).tolist() if s > c else [[0, 0]] * n
-        flips = (torch.rand(n, generator=generator) < 0.5).tolist() if self.flip else [False] * n
-        out = []
-        for i, (top, left), flipped in zip(index.tolist(), corners, flips, strict=True):
-            crop = images[i, :, top:top + c, left:left + c]
-            out.append(crop.flip(-1) if flipped else crop)
-        return torch.stack(out) if out else images[:0, :, :c, :c].clone()
+        (A,) = self.crops(a, generator, self.A)
+        (B,) = self.crops(b, generator, self.B)
+        return {"A": A, "B": B}
 
 
 class Domains(NamedTuple):
@@ -182,33 +155,15 @@ def load_unaligned(source: str, root: str | None = None, split: str = "train", d
         GanforgeError: unknown name, split or direction; bad sizes; missing or empty folders; a
             published dataset that is not there and cannot be downloaded.
     """
-    if direction not in DIRECTIONS:
-        raise GanforgeError(f"Unknown direction {direction!r}; choose 'AtoB' or 'BtoA'.")
-    for label, value in (("load_size", load_size), ("crop_size", crop_size)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
-            raise GanforgeError(f"{label} must be a positive whole number of pixels, not {value!r}.")
-    if channels not in (None, 1, 3):
-        raise GanforgeError(f"channels must be 1 (grayscale) or 3 (RGB), not {channels!r}.")
-    if load_size is not None and crop_size is not None and crop_size > load_size:
-        raise GanforgeError(f"crop_size {crop_size} is larger than load_size {load_size}; "
-                            f"crops are taken from images stored at load_size.")
-    if split not in SPLITS:
-        raise GanforgeError(f"Unknown split {split!r}; choose one of: {', '.join(SPLITS)}.")
+    check_load_options(direction, load_size, crop_size, {"channels": channels})
+    check_split(split)
     src = _source(source, channels)
-    chosen: list[Sizes] = []
-
-    def size_rule(own_size: int) -> Sizes:
-        crop = crop_size if crop_size is not None else (load_size if load_size is not None else own_size)
-        load = load_size if load_size is not None else (round(crop * JITTER) if (flip or crop_size is not None)
-                                                         else crop)
-        chosen.append(Sizes(int(load), int(crop)))
-        return chosen[-1]
-
+    size_rule = ChosenSizes(load_size, crop_size, flip)
     d = src.load(root, split, size_rule)
     A, B, names_A, names_B = d.A, d.B, d.names_A, d.names_B
     if direction == "BtoA":
         A, B, names_A, names_B = B, A, names_B, names_A
-    crop = chosen[-1].crop if chosen else A.shape[-1]
+    crop = size_rule.chosen.crop if size_rule.chosen else A.shape[-1]
     return UnalignedData(A=convert_images(A, None, channels), B=convert_images(B, None, channels), name=source,
                          names_A=names_A, names_B=names_B, crop_size=crop, flip=flip, serial_batches=serial_batches,
                          paired=d.paired, pair_labels=d.pair_labels)
@@ -342,57 +297,13 @@ PUBLISHED = {
 }
 
 
-def cyclegan_url(name: str) -> str:
-    """The archive URL of a published dataset (``$GANFORGE_CYCLEGAN_URL`` or :data:`CYCLEGAN_URL`)."""
-    return archive_url("GANFORGE_CYCLEGAN_URL", CYCLEGAN_URL, name, ".zip")
-
-
-def _has_unaligned_layout(top: Path) -> bool:
-    return any((top / f"{s}A").is_dir() for s in SPLITS)
-
-
-def published_dir(name: str, root: str | None = None) -> Path:
-    """The folder holding the published dataset ``name``; downloads it when needed and allowed."""
-    return published_dataset(name, root, "cyclegan", cyclegan_url(name), "trainA/ ...", safe_extract_zip,
-                             _has_unaligned_layout, ".zip")
-
-
-def download_cyclegan(name: str, dest: Path) -> Path:
-    """Download ``<name>.zip`` from :func:`cyclegan_url` and extract it safely into ``dest/<name>``."""
-    return download_dataset(name, dest, "cyclegan", cyclegan_url(name), safe_extract_zip, _has_unaligned_layout,
-                            ".zip")
-
-
-def safe_extract_zip(archive: Path, dest: Path) -> None:
-    """Extract the regular files and folders of a zip archive into ``dest``.
-
-    Refused (GanforgeError): absolute member paths, ``..`` parts and drive letters. Skipped: symbolic links
-    (never created, so no later member can be written through one) and macOS ``__MACOSX/`` metadata."""
-    dest = Path(dest)
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                name = info.filename.replace("\\", "/")
-                parts = PurePosixPath(name).parts
-                if name.startswith("/") or ".." in parts or (parts and ":" in parts[0]):
-                    raise GanforgeError(f"Refusing to extract {Path(archive).name}: member {info.filename!r} would "
-                                        f"be written outside the target folder.")
-                if not parts or parts[0] == "__MACOSX" or stat.S_ISLNK(info.external_attr >> 16):
-                    continue
-                target = dest.joinpath(*parts)
-                if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out, length=1 << 20)
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise GanforgeError(f"Cannot extract {archive} ({e}); delete it to download it again.") from None
+CYCLEGAN_SITE = ArchiveSite("cyclegan", "CycleGAN", CYCLEGAN_URL, "GANFORGE_CYCLEGAN_URL", ".zip", "trainA/ ...",
+                            lambda top: any((top / f"{s}A").is_dir() for s in SPLITS))
 
 
 def _published(name: str) -> UnalignedSource:
     def load(root: str | None, split: str, size_rule: SizeRule) -> Domains:
-        return read_unaligned_folder(published_dir(name, root), split, size_rule)
+        return read_unaligned_folder(CYCLEGAN_SITE.folder(name, root), split, size_rule)
 
     return UnalignedSource(load, f"{PUBLISHED[name]}; trainA/trainB/testA/testB, downloaded when online")
 
