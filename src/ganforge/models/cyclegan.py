@@ -21,7 +21,6 @@ Reference generators (``latest_net_G_A.pth`` / ``latest_net_G_B.pth``) load with
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,10 +29,11 @@ from torch import nn
 
 from ..errors import GanforgeError
 from . import ModelSpec, init_normal_
-from .patchgan import PatchDiscriminator, PixelDiscriminator, min_input_size
-from .pix2pix import NETDS, NETG_DOWNS, load_state_file
+from .patchgan import build_discriminator, check_translation_options, netd_layers
+from .pix2pix import NETG_DOWNS, load_state_file
+from .reference import STATS, warn_ignored_statistics
 from .resnet import ResnetGenerator, resnet_state_from_reference
-from .unet import _STATS, NORMS, UNetGenerator, unet_state_from_reference
+from .unet import UNetGenerator, unet_state_from_reference
 
 _RESNET = re.compile(r"resnet_(\d+)blocks")
 
@@ -71,28 +71,11 @@ class CycleGANConfig:
     @property
     def d_layers(self) -> int:
         """PatchGAN depth of the discriminators (0 for the pixel discriminator)."""
-        return {"basic": 3, "n_layers": self.n_layers_D, "pixel": 0}[self.netD]
+        return netd_layers(self.netD, self.n_layers_D)
 
     def validate(self) -> None:
         multiple = size_multiple(self.netG)
-        if self.netD not in NETDS:
-            raise GanforgeError(f"Unknown netD {self.netD!r}; choose one of: {', '.join(NETDS)}.")
-        if self.norm not in NORMS:
-            raise GanforgeError(f"Unknown norm {self.norm!r}; choose one of: {', '.join(NORMS)}.")
-        for name in ("image_size", "input_nc", "output_nc", "ngf", "ndf", "n_layers_D"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise GanforgeError(f"cyclegan option {name} must be a positive integer, got {value!r}.")
-        if not self.init_gain > 0:
-            raise GanforgeError(f"cyclegan option init_gain must be positive, got {self.init_gain}.")
-        if self.image_size % multiple:
-            raise GanforgeError(f"netG {self.netG} needs image sizes divisible by {multiple}, got {self.image_size}; "
-                                f"crop or resize to a multiple of {multiple}.")
-        if self.d_layers and self.image_size < min_input_size(self.d_layers):
-            raise GanforgeError(
-                f"A PatchGAN discriminator with {self.d_layers} layers needs images of at least "
-                f"{min_input_size(self.d_layers)} pixels, got {self.image_size}; lower n_layers_D."
-            )
+        check_translation_options(self, "cyclegan", multiple, lambda: f"crop or resize to a multiple of {multiple}")
 
 
 def build_generator(netG: str, input_nc: int, output_nc: int, ngf: int = 64, norm: str = "instance") -> nn.Module:
@@ -104,9 +87,7 @@ def build_generator(netG: str, input_nc: int, output_nc: int, ngf: int = 64, nor
 
 
 def _discriminator(cfg: CycleGANConfig, channels: int) -> nn.Module:
-    if cfg.netD == "pixel":
-        return PixelDiscriminator(channels, cfg.ndf, cfg.norm)
-    return PatchDiscriminator(channels, cfg.ndf, cfg.d_layers, cfg.norm)
+    return build_discriminator(cfg.netD, channels, cfg.ndf, cfg.d_layers, cfg.norm)
 
 
 def build_cyclegan(cfg: CycleGANConfig) -> dict[str, nn.Module]:
@@ -139,11 +120,9 @@ def generator_from_reference(path_or_state: str | Path | dict[str, torch.Tensor]
         found = (int(first.shape[1]), int(last.shape[0]), int(first.shape[0]))
     else:
         mapped = unet_state_from_reference(state, n, norm)
-        stale = [k for k in state if k.rpartition(".")[2] in _STATS]
+        stale = [k for k in state if k.rpartition(".")[2] in STATS]
         if stale and norm == "instance":
-            warnings.warn(f"ganforge: ignoring {len(stale)} running-statistics entries of instance norms in this "
-                          "checkpoint (saved by PyTorch < 0.4); instance norm uses each image's own statistics, as "
-                          "the reference does now.", UserWarning, stacklevel=2)
+            warn_ignored_statistics(len(stale))
         first, last = mapped["down.0.conv.weight"], mapped["up.0.conv.weight"]
         found = (int(first.shape[1]), int(last.shape[1]), int(first.shape[0]))
     wanted = (input_nc, output_nc, ngf)

@@ -17,20 +17,27 @@ The layers sit in one nn.Sequential at the reference's indices (``model`` and ``
 nn.Identity. :func:`patchgan_state_from_reference` also takes ``module.`` prefixes, old instance-norm
 statistics and missing biases, and checks every shape.
 
+pix2pix and CycleGAN choose these discriminators the same way (:data:`NETDS`, :func:`build_discriminator`)
+and check their options the same way (:func:`check_translation_options`).
+
 Parameters: 6 input channels, batch norm (pix2pix) 2,768,705; 3 input channels, instance norm (CycleGAN)
 2,764,737.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import GanforgeError
 from . import init_normal_
-from .unet import check_norm, check_tensors, conv_bias, fit_state_dict, norm_layer, strip_dataparallel_prefix
+from .reference import fit_state_dict, reference_state
+from .unet import NORMS, check_norm, conv_bias, norm_layer
+
+NETDS = ("basic", "n_layers", "pixel")  # the reference's --netD choices
 
 
 def _norm_slot(norm: str, channels: int) -> nn.Module:
@@ -149,8 +156,7 @@ def patchgan_state_from_reference(state_dict: Mapping[str, torch.Tensor], norm: 
     expected shapes.
     """
     check_norm(norm)
-    state = strip_dataparallel_prefix(state_dict)
-    check_tensors(state, f"a PatchGAN discriminator with {norm} norm")
+    state = reference_state(state_dict, f"a PatchGAN discriminator with {norm} norm")
     indices = sorted({int(k.split(".")[1]) for k in state if k.startswith("model.") and k.split(".")[1].isdigit()})
     found = (indices[-1] - 2) // 3 if indices and indices[-1] >= 5 and (indices[-1] - 2) % 3 == 0 else None
     layers = n_layers if n_layers is not None else found
@@ -172,3 +178,48 @@ def patchgan_state_from_reference(state_dict: Mapping[str, torch.Tensor], norm: 
         hint = f"; it looks like n_layers_D {found} with {guessed_norm} norm"
     norm_modules = {f"model.{3 * n}" for n in range(1, layers + 1)}
     return fit_state_dict(state, expected, norm, norm_modules, what, hint)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# netD choices and the options pix2pix and CycleGAN share
+
+
+def netd_layers(netD: str, n_layers_D: int) -> int:
+    """PatchGAN depth of a netD choice: basic 3, n_layers ``n_layers_D``, pixel 0 (no PatchGAN)."""
+    return {"basic": 3, "n_layers": n_layers_D, "pixel": 0}[netD]
+
+
+def build_discriminator(netD: str, input_nc: int, ndf: int, n_layers: int, norm: str) -> nn.Module:
+    """The discriminator a netD choice names (``n_layers`` from :func:`netd_layers`)."""
+    if netD == "pixel":
+        return PixelDiscriminator(input_nc, ndf, norm)
+    return PatchDiscriminator(input_nc, ndf, n_layers, norm)
+
+
+def check_translation_options(cfg: Any, model: str, multiple: int, advice: Callable[[], str],
+                              dropout: float | None = None) -> None:
+    """The checks of pix2pix's and CycleGAN's configs, in this order: netD, norm, the positive integers
+    (image_size, input_nc, output_nc, ngf, ndf, n_layers_D), ``dropout`` when the model has one, init_gain,
+    image_size a multiple of ``multiple`` (what cfg.netG needs; ``advice()`` ends that message) and large
+    enough for the PatchGAN (cfg.d_layers). Messages name the ``model``: "pix2pix option ngf must be ...".
+    """
+    if cfg.netD not in NETDS:
+        raise GanforgeError(f"Unknown netD {cfg.netD!r}; choose one of: {', '.join(NETDS)}.")
+    if cfg.norm not in NORMS:
+        raise GanforgeError(f"Unknown norm {cfg.norm!r}; choose one of: {', '.join(NORMS)}.")
+    for name in ("image_size", "input_nc", "output_nc", "ngf", "ndf", "n_layers_D"):
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or value < 1:
+            raise GanforgeError(f"{model} option {name} must be a positive integer, got {value!r}.")
+    if dropout is not None and not 0.0 <= dropout < 1.0:
+        raise GanforgeError(f"{model} option dropout must be in [0, 1) (0 turns it off), got {dropout}.")
+    if not cfg.init_gain > 0:
+        raise GanforgeError(f"{model} option init_gain must be positive, got {cfg.init_gain}.")
+    if cfg.image_size % multiple:
+        raise GanforgeError(f"netG {cfg.netG} needs image sizes divisible by {multiple}, got {cfg.image_size}; "
+                            f"{advice()}.")
+    if cfg.d_layers and cfg.image_size < min_input_size(cfg.d_layers):
+        raise GanforgeError(
+            f"A PatchGAN discriminator with {cfg.d_layers} layers needs images of at least "
+            f"{min_input_size(cfg.d_layers)} pixels, got {cfg.image_size}; lower n_layers_D."
+        )

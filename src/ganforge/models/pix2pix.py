@@ -20,11 +20,10 @@ from torch import nn
 from ..checkpoint import read_state_dict
 from ..errors import GanforgeError
 from . import ModelSpec, init_normal_
-from .patchgan import PatchDiscriminator, PixelDiscriminator, min_input_size
-from .unet import NORMS, UNetGenerator, unet_state_from_reference
+from .patchgan import build_discriminator, check_translation_options, netd_layers
+from .unet import UNetGenerator, unet_state_from_reference
 
 NETG_DOWNS = {"unet_32": 5, "unet_64": 6, "unet_128": 7, "unet_256": 8}  # netG -> downsamplings
-NETDS = ("basic", "n_layers", "pixel")
 
 
 def _netg_downs(netG: str) -> int:
@@ -65,44 +64,22 @@ class Pix2PixConfig:
     @property
     def d_layers(self) -> int:
         """PatchGAN depth of netD (0 for the pixel discriminator)."""
-        return {"basic": 3, "n_layers": self.n_layers_D, "pixel": 0}[self.netD]
+        return netd_layers(self.netD, self.n_layers_D)
 
     def validate(self) -> None:
-        downs = _netg_downs(self.netG)
-        if self.netD not in NETDS:
-            raise GanforgeError(f"Unknown netD {self.netD!r}; choose one of: {', '.join(NETDS)}.")
-        if self.norm not in NORMS:
-            raise GanforgeError(f"Unknown norm {self.norm!r}; choose one of: {', '.join(NORMS)}.")
-        for name in ("image_size", "input_nc", "output_nc", "ngf", "ndf", "n_layers_D"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise GanforgeError(f"pix2pix option {name} must be a positive integer, got {value!r}.")
-        if not 0.0 <= self.dropout < 1.0:
-            raise GanforgeError(f"pix2pix option dropout must be in [0, 1) (0 turns it off), got {self.dropout}.")
-        if not self.init_gain > 0:
-            raise GanforgeError(f"pix2pix option init_gain must be positive, got {self.init_gain}.")
-        multiple = 2**downs
-        if self.image_size % multiple:
+        multiple = 2**_netg_downs(self.netG)
+
+        def advice() -> str:
             fits = [name for name, d in NETG_DOWNS.items() if self.image_size % 2**d == 0]
-            advice = (f"use model.netG={fits[-1]}, or leave netG out to have it chosen from the image size" if fits
-                      else f"use images of a multiple of {multiple} pixels (image_size={multiple})")
-            raise GanforgeError(
-                f"netG {self.netG} needs image sizes divisible by {multiple}, got {self.image_size}; {advice}."
-            )
-        if self.d_layers and self.image_size < min_input_size(self.d_layers):
-            raise GanforgeError(
-                f"A PatchGAN discriminator with {self.d_layers} layers needs images of at least "
-                f"{min_input_size(self.d_layers)} pixels, got {self.image_size}; lower n_layers_D."
-            )
+            return (f"use model.netG={fits[-1]}, or leave netG out to have it chosen from the image size" if fits
+                    else f"use images of a multiple of {multiple} pixels (image_size={multiple})")
+
+        check_translation_options(self, "pix2pix", multiple, advice, dropout=self.dropout)
 
 
 def build_pix2pix(cfg: Pix2PixConfig) -> dict[str, nn.Module]:
     G = UNetGenerator(cfg.input_nc, cfg.output_nc, cfg.num_downs, cfg.ngf, cfg.norm, cfg.dropout)
-    d_in = cfg.input_nc + cfg.output_nc  # D sees concat(A, B)
-    if cfg.netD == "pixel":
-        D: nn.Module = PixelDiscriminator(d_in, cfg.ndf, cfg.norm)
-    else:
-        D = PatchDiscriminator(d_in, cfg.ndf, cfg.d_layers, cfg.norm)
+    D = build_discriminator(cfg.netD, cfg.input_nc + cfg.output_nc, cfg.ndf, cfg.d_layers, cfg.norm)  # D sees A|B
     if cfg.init_gain != 0.02:  # the constructors already drew N(0, 0.02)
         init_normal_(G, cfg.init_gain)
         init_normal_(D, cfg.init_gain)

@@ -20,8 +20,6 @@ The layers are named by role (``stem.conv``, ``down.0.norm``, ``blocks.3.body.co
 
 from __future__ import annotations
 
-import warnings
-from collections import OrderedDict
 from collections.abc import Mapping
 
 import torch
@@ -29,13 +27,10 @@ from torch import nn
 
 from ..errors import GanforgeError
 from . import init_normal_
-from .unet import _STATS, check_norm, check_tensors, conv_bias, fit_state_dict, norm_layer, strip_dataparallel_prefix
+from .reference import STATS, ReferenceKeys, reference_state, warn_ignored_statistics
+from .unet import check_norm, conv_bias, norm_layer, sequential
 
 N_DOWNSAMPLING = 2  # the reference's n_downsampling: two stride-2 convs, two transposed convs
-
-
-def _stage(**layers: nn.Module | None) -> nn.Sequential:
-    return nn.Sequential(OrderedDict((name, m) for name, m in layers.items() if m is not None))
 
 
 class ResnetBlock(nn.Module):
@@ -44,7 +39,7 @@ class ResnetBlock(nn.Module):
     def __init__(self, dim: int, norm: str = "instance", dropout: float = 0.0) -> None:
         super().__init__()
         bias = conv_bias(norm)
-        self.body = _stage(
+        self.body = sequential(
             pad1=nn.ReflectionPad2d(1), conv1=nn.Conv2d(dim, dim, 3, bias=bias), norm1=norm_layer(norm, dim),
             act=nn.ReLU(), dropout=nn.Dropout(dropout) if dropout > 0 else None,
             pad2=nn.ReflectionPad2d(1), conv2=nn.Conv2d(dim, dim, 3, bias=bias), norm2=norm_layer(norm, dim),
@@ -72,22 +67,22 @@ class ResnetGenerator(nn.Module):
         self.input_nc, self.output_nc, self.n_blocks = input_nc, output_nc, n_blocks
         self.num_downs = N_DOWNSAMPLING
         bias = conv_bias(norm)
-        self.stem = _stage(pad=nn.ReflectionPad2d(3), conv=nn.Conv2d(input_nc, ngf, 7, bias=bias),
+        self.stem = sequential(pad=nn.ReflectionPad2d(3), conv=nn.Conv2d(input_nc, ngf, 7, bias=bias),
                            norm=norm_layer(norm, ngf), act=nn.ReLU())
         self.down = nn.ModuleList()
         ch = ngf
         for _ in range(N_DOWNSAMPLING):
-            self.down.append(_stage(conv=nn.Conv2d(ch, 2 * ch, 3, stride=2, padding=1, bias=bias),
+            self.down.append(sequential(conv=nn.Conv2d(ch, 2 * ch, 3, stride=2, padding=1, bias=bias),
                                     norm=norm_layer(norm, 2 * ch), act=nn.ReLU()))
             ch *= 2
         self.blocks = nn.Sequential(*(ResnetBlock(ch, norm, dropout) for _ in range(n_blocks)))
         self.up = nn.ModuleList()
         for _ in range(N_DOWNSAMPLING):
-            self.up.append(_stage(conv=nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1,
+            self.up.append(sequential(conv=nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1,
                                                           bias=bias),
                                   norm=norm_layer(norm, ch // 2), act=nn.ReLU()))
             ch //= 2
-        self.head = _stage(pad=nn.ReflectionPad2d(3), conv=nn.Conv2d(ch, output_nc, 7), tanh=nn.Tanh())
+        self.head = sequential(pad=nn.ReflectionPad2d(3), conv=nn.Conv2d(ch, output_nc, 7), tanh=nn.Tanh())
         init_normal_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -163,38 +158,20 @@ def resnet_state_from_reference(state_dict: Mapping[str, torch.Tensor], n_blocks
     """
     check_norm(norm)
     what = f"netG resnet_{n_blocks}blocks with {norm} norm"
-    state = strip_dataparallel_prefix(state_dict)
-    check_tensors(state, what)
+    state = reference_state(state_dict, what)
     found_blocks, dropout = _reference_layout(state)
     hint = ""
     if found_blocks and found_blocks != n_blocks:
         hint = f"; it looks like netG resnet_{found_blocks}blocks"
-    table = reference_resnet_key_map(n_blocks, dropout)
-    renamed = {}
-    for key, value in state.items():
-        module, _, name = key.rpartition(".")
-        if module not in table:
-            raise GanforgeError(f"This checkpoint does not fit {what}: it has the unexpected entry {key!r}{hint}.")
-        renamed[f"{table[module]}.{name}"] = value
-    for key in ("stem.conv.weight", "head.conv.weight"):
-        if key not in renamed or renamed[key].dim() != 4:
-            missing = next(k for k, v in table.items() if v == key.rpartition(".")[0]) + ".weight"
-            raise GanforgeError(f"This checkpoint does not fit {what}: it lacks {missing!r}{hint}.")
+    keys = ReferenceKeys(reference_resnet_key_map(n_blocks, dropout), what, hint)
+    renamed = keys.rename(state, ("stem.conv.weight", "head.conv.weight"))
     ngf, input_nc = renamed["stem.conv.weight"].shape[:2]
     output_nc = renamed["head.conv.weight"].shape[0]
     with torch.device("meta"):
         expected = ResnetGenerator(input_nc, output_nc, ngf, n_blocks, norm, 0.5 if dropout else 0.0).state_dict()
-    norm_modules = {v for v in table.values() if v.endswith(("norm", "norm1", "norm2"))}
-    stale = [k for k in renamed if k.rpartition(".")[0] in norm_modules and k.rpartition(".")[2] in _STATS
+    norm_modules = {v for v in keys.table.values() if v.endswith(("norm", "norm1", "norm2"))}
+    stale = [k for k in renamed if k.rpartition(".")[0] in norm_modules and k.rpartition(".")[2] in STATS
              and k not in expected]
     if stale and norm == "instance":
-        warnings.warn(f"ganforge: ignoring {len(stale)} running-statistics entries of instance norms in this "
-                      "checkpoint (saved by PyTorch < 0.4); instance norm uses each image's own statistics, as the "
-                      "reference does now.", UserWarning, stacklevel=2)
-    reverse = {v: k for k, v in table.items()}
-
-    def reference_name(key: str) -> str:
-        module, _, name = key.rpartition(".")
-        return f"{reverse.get(module, module)}.{name}"
-
-    return fit_state_dict(renamed, expected, norm, norm_modules, what, hint, reference_name)
+        warn_ignored_statistics(len(stale))
+    return keys.fit(renamed, expected, norm, norm_modules)

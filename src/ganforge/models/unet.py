@@ -29,16 +29,16 @@ Parameters (3 -> 3 channels, ngf 64, batch norm): unet_256 54,413,955; unet_128 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
 from ..errors import GanforgeError
 from . import init_normal_
+from .reference import ReferenceKeys, reference_state
 
 NORMS = ("batch", "instance", "none")
-_STATS = ("running_mean", "running_var", "num_batches_tracked")
 
 
 def check_norm(norm: str) -> None:
@@ -61,7 +61,8 @@ def conv_bias(norm: str) -> bool:
     return norm != "batch"
 
 
-def _stage(**layers: nn.Module | None) -> nn.Sequential:
+def sequential(**layers: nn.Module | None) -> nn.Sequential:
+    """An nn.Sequential of the named layers that are not None, in order (so a missing norm leaves no slot)."""
     return nn.Sequential(OrderedDict((name, m) for name, m in layers.items() if m is not None))
 
 
@@ -98,14 +99,14 @@ class UNetGenerator(nn.Module):
         self.up = nn.ModuleList()
         for i in range(num_downs):
             down_norm = None if i in (0, last) else norm_layer(norm, inner[i])
-            self.down.append(_stage(conv=nn.Conv2d(outer_down[i], inner[i], 4, 2, 1, bias=bias), norm=down_norm))
+            self.down.append(sequential(conv=nn.Conv2d(outer_down[i], inner[i], 4, 2, 1, bias=bias), norm=down_norm))
             up_in = inner[i] if i == last else 2 * inner[i]
             if i == 0:
-                up = _stage(act=nn.ReLU(), conv=nn.ConvTranspose2d(up_in, output_nc, 4, 2, 1, bias=True),
+                up = sequential(act=nn.ReLU(), conv=nn.ConvTranspose2d(up_in, output_nc, 4, 2, 1, bias=True),
                             tanh=nn.Tanh())
             else:
                 use_dropout = 4 <= i < last and dropout > 0
-                up = _stage(act=nn.ReLU(), conv=nn.ConvTranspose2d(up_in, outer_up[i], 4, 2, 1, bias=bias),
+                up = sequential(act=nn.ReLU(), conv=nn.ConvTranspose2d(up_in, outer_up[i], 4, 2, 1, bias=bias),
                             norm=norm_layer(norm, outer_up[i]), dropout=nn.Dropout(dropout) if use_dropout else None)
             self.up.append(up)
         init_normal_(self)
@@ -136,62 +137,7 @@ class UNetGenerator(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# State dicts: DataParallel prefixes, old checkpoints, reference key names
-
-
-def strip_dataparallel_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop the ``module.`` prefix that (Distributed)DataParallel puts before every key."""
-    if state_dict and all(k.startswith("module.") for k in state_dict):
-        return {k[len("module."):]: v for k, v in state_dict.items()}
-    return dict(state_dict)
-
-
-def check_tensors(state: Mapping, what: str) -> None:
-    """A state dict maps names to tensors; anything else is not a checkpoint of ``what``."""
-    for key, value in state.items():
-        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
-            raise GanforgeError(
-                f"This is not a state dict of {what}: entry {key!r} holds a {type(value).__name__}, not a tensor."
-            )
-
-
-def fit_state_dict(state: dict[str, torch.Tensor], expected: Mapping[str, torch.Tensor], norm: str,
-                   norm_modules: set[str], what: str, hint: str = "",
-                   display: Callable[[str], str] = str) -> dict[str, torch.Tensor]:
-    """Check ``state`` (keys already renamed) against ``expected`` (a module's state_dict) and patch old forms.
-
-    Patched: running statistics that old torch versions saved for instance norms are dropped; a batch
-    norm without ``num_batches_tracked`` gets 0; with ``norm="none"``, conv biases the reference leaves
-    out are filled with zeros. Anything else missing, left over or of another shape raises a GanforgeError
-    naming ``what`` (e.g. "netG unet_256 with batch norm") and the key as ``display`` spells it (the
-    checkpoint's own name), ending with ``hint``.
-    """
-    out = {}
-    for key, value in state.items():
-        module, _, name = key.rpartition(".")
-        if module in norm_modules and name in _STATS and key not in expected:
-            continue  # instance-norm statistics of torch < 0.4, or batch stats under another norm: not weights
-        out[key] = value
-    for key, value in expected.items():
-        if key in out:
-            continue
-        if key.endswith(".num_batches_tracked"):
-            out[key] = torch.zeros((), dtype=torch.long)
-        elif norm == "none" and key.endswith(".bias") and key[: -len("bias")] + "weight" in out:
-            out[key] = torch.zeros(value.shape, dtype=out[key[: -len("bias")] + "weight"].dtype)
-    missing = [k for k in expected if k not in out]
-    unexpected = [k for k in out if k not in expected]
-    if missing or unexpected:
-        problem = (f"it lacks {display(missing[0])!r}" if missing
-                   else f"it has the unexpected entry {display(unexpected[0])!r}")
-        raise GanforgeError(f"This checkpoint does not fit {what}: {problem}{hint}.")
-    for key, value in expected.items():
-        if tuple(out[key].shape) != tuple(value.shape):
-            raise GanforgeError(
-                f"This checkpoint does not fit {what}: {display(key)!r} has shape {list(out[key].shape)}, "
-                f"expected {list(value.shape)}{hint}."
-            )
-    return out
+# Reference state dicts
 
 
 def _reference_block_prefix(i: int) -> str:
@@ -253,10 +199,7 @@ def unet_state_from_reference(state_dict: Mapping[str, torch.Tensor], num_downs:
     if num_downs < 5:
         raise GanforgeError(f"UNetGenerator needs num_downs >= 5 (unet_32 and up), got {num_downs}.")
     what = f"netG unet_{2**num_downs} with {norm} norm"
-    state = strip_dataparallel_prefix(state_dict)
-    check_tensors(state, what)
-    table = reference_unet_key_map(num_downs)
-
+    state = reference_state(state_dict, what)
     hint = ""
     depth = _reference_unet_depth(state)
     if depth >= 5:
@@ -265,26 +208,11 @@ def unet_state_from_reference(state_dict: Mapping[str, torch.Tensor], num_downs:
         guessed = _guess_norm(state, ref_norms, _reference_block_prefix(1) + "1.weight")
         if (depth, guessed) != (num_downs, norm):
             hint = f"; it looks like netG unet_{2**depth} with {guessed} norm"
-
-    renamed = {}
-    for key, value in state.items():
-        module, _, name = key.rpartition(".")
-        if module not in table:
-            raise GanforgeError(f"This checkpoint does not fit {what}: it has the unexpected entry {key!r}{hint}.")
-        renamed[f"{table[module]}.{name}"] = value
-    for key in ("down.0.conv.weight", "up.0.conv.weight"):
-        if key not in renamed or renamed[key].dim() != 4:
-            missing = next(k for k, v in table.items() if v == key.rpartition(".")[0]) + ".weight"
-            raise GanforgeError(f"This checkpoint does not fit {what}: it lacks {missing!r}{hint}.")
+    keys = ReferenceKeys(reference_unet_key_map(num_downs), what, hint)
+    renamed = keys.rename(state, ("down.0.conv.weight", "up.0.conv.weight"))
     ngf, input_nc = renamed["down.0.conv.weight"].shape[:2]
     output_nc = renamed["up.0.conv.weight"].shape[1]
     with torch.device("meta"):
         expected = UNetGenerator(input_nc, output_nc, num_downs, ngf, norm, dropout=0.0).state_dict()
-    norm_modules = {v for v in table.values() if v.endswith(".norm")}
-    reverse = {v: k for k, v in table.items()}
-
-    def reference_name(key: str) -> str:
-        module, _, name = key.rpartition(".")
-        return f"{reverse.get(module, module)}.{name}"
-
-    return fit_state_dict(renamed, expected, norm, norm_modules, what, hint, reference_name)
+    norm_modules = {v for v in keys.table.values() if v.endswith(".norm")}
+    return keys.fit(renamed, expected, norm, norm_modules)
