@@ -28,7 +28,7 @@ PRESET_DIR = Path(__file__).parent / "presets"
 DEFAULT_BATCH = 64  # the batch size when none is given (capped at the dataset's size per process)
 PRECISIONS = ("fp32", "bf16", "fp16")
 LR_SCHEDULES = ("constant", "linear")
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "lbfgs")
+TRAINING_OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "lbfgs")  # torch.optim optimisers a training phase can use
 
 # ----------------------------------------------------------------------------- typed fields
 def _hints(cls: type) -> dict[str, Any]:
@@ -227,15 +227,15 @@ class TrainConfig:
                 raise GanforgeError(f"{name} must be in [0, 1), got {v!r}.")
         if not 0.0 <= self.lr_decay_start <= 1.0:
             raise GanforgeError(f"lr_decay_start must be in [0, 1], got {self.lr_decay_start!r}.")
-        choices = (("precision", PRECISIONS), ("lr_schedule", LR_SCHEDULES), ("optimizer", OPTIMIZERS),
+        choices = (("precision", PRECISIONS), ("lr_schedule", LR_SCHEDULES), ("optimizer", TRAINING_OPTIMIZERS),
                    ("eval_metric", ("fid", "kid", "is", "pr", "dc")))
         for name, allowed in choices:
             if getattr(self, name) not in allowed:
                 raise GanforgeError(f"Unknown {name} {getattr(self, name)!r}; choose one of: {', '.join(allowed)}.")
         for phase, name in self.phase_optimizers.items():
-            if name not in OPTIMIZERS:
+            if name not in TRAINING_OPTIMIZERS:
                 raise GanforgeError(f"Unknown optimizer {name!r} for phase {phase}; choose one of: "
-                                    f"{', '.join(OPTIMIZERS)}.")
+                                    f"{', '.join(TRAINING_OPTIMIZERS)}.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

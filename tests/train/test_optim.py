@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 import ganforge
 from conftest import tiny_config, train_interrupted
 from ganforge.checkpoint import resolve_checkpoint
-from ganforge.config import OPTIMIZERS
+from ganforge.config import TRAINING_OPTIMIZERS
 from ganforge.tasks import Phase
 from ganforge.train.optim import CLASSES, build_optimizer, optimizer_name
 from ganforge.train.run import build_run
@@ -23,7 +23,7 @@ def _params() -> list[torch.nn.Parameter]:
 
 
 def test_every_configurable_name_has_an_optimizer_class():
-    assert tuple(CLASSES) == OPTIMIZERS
+    assert tuple(CLASSES) == TRAINING_OPTIMIZERS
 
 
 def test_the_config_per_phase_beats_the_task_which_beats_the_default():

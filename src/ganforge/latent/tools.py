@@ -324,14 +324,6 @@ def _sweep_figure(model, tool: str, z: torch.Tensor, row_seeds: list[int], value
 # Truncation
 
 
-def _class_note(model, cls: int | None) -> str:
-    if not num_classes(model):
-        return ""
-    if cls is not None:
-        return f"; class {model_class_names(model)[cls]}"
-    return f"; class of seed s: s % {num_classes(model)}"
-
-
 def _mean_pairwise(x: torch.Tensor) -> float:
     d = torch.cdist(x.double(), x.double())
     n = x.shape[0]

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 import torch
 
-from ..config import OPTIMIZERS, TrainConfig
+from ..config import TRAINING_OPTIMIZERS, TrainConfig
 from ..errors import GanforgeError
 from ..tasks import Phase
 
@@ -68,7 +68,7 @@ def build_optimizer(phase: Phase, params: Iterable[torch.nn.Parameter], cfg: Tra
     name = optimizer_name(phase, cfg)
     if name not in CLASSES:
         raise GanforgeError(f"Unknown optimizer {name!r} for phase {phase.name}; choose one of: "
-                            f"{', '.join(OPTIMIZERS)}.")
+                            f"{', '.join(TRAINING_OPTIMIZERS)}.")
     if name == "lbfgs" and cfg.precision == "fp16":
         raise GanforgeError(f"L-BFGS (phase {phase.name}) cannot run with precision fp16, because the fp16 "
                             "gradient scaler cannot scale its repeated loss evaluations; use fp32 or bf16.")
