@@ -35,7 +35,7 @@ from torch import nn
 from ..errors import GanforgeError
 from . import init_normal_
 from .reference import fit_state_dict, reference_state
-from .unet import NORMS, check_norm, conv_bias, norm_layer
+from .unet import NORMS, check_dropout, check_images, check_norm, conv_bias, norm_layer
 
 NETDS = ("basic", "n_layers", "pixel")  # the reference's --netD choices
 
@@ -97,11 +97,7 @@ class PatchDiscriminator(nn.Module):
         init_normal_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != self.input_nc:
-            raise GanforgeError(
-                f"The PatchGAN discriminator expects images [N, {self.input_nc}, H, W], "
-                f"got a tensor of shape {list(x.shape)}."
-            )
+        check_images(x, self.input_nc, "The PatchGAN discriminator")
         smallest = min_input_size(self.n_layers)
         if x.shape[2] < smallest or x.shape[3] < smallest:
             raise GanforgeError(
@@ -134,11 +130,7 @@ class PixelDiscriminator(nn.Module):
         init_normal_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != self.input_nc:
-            raise GanforgeError(
-                f"The pixel discriminator expects images [N, {self.input_nc}, H, W], "
-                f"got a tensor of shape {list(x.shape)}."
-            )
+        check_images(x, self.input_nc, "The pixel discriminator")
         return self.net(x)
 
 
@@ -211,8 +203,8 @@ def check_translation_options(cfg: Any, model: str, multiple: int, advice: Calla
         value = getattr(cfg, name)
         if not isinstance(value, int) or value < 1:
             raise GanforgeError(f"{model} option {name} must be a positive integer, got {value!r}.")
-    if dropout is not None and not 0.0 <= dropout < 1.0:
-        raise GanforgeError(f"{model} option dropout must be in [0, 1) (0 turns it off), got {dropout}.")
+    if dropout is not None:
+        check_dropout(dropout, f"{model} option")
     if not cfg.init_gain > 0:
         raise GanforgeError(f"{model} option init_gain must be positive, got {cfg.init_gain}.")
     if cfg.image_size % multiple:

@@ -28,7 +28,7 @@ from torch import nn
 from ..errors import GanforgeError
 from . import init_normal_
 from .reference import STATS, ReferenceKeys, reference_state, warn_ignored_statistics
-from .unet import check_norm, conv_bias, norm_layer, sequential
+from .unet import check_dropout, check_images, check_norm, conv_bias, norm_layer, sequential
 
 N_DOWNSAMPLING = 2  # the reference's n_downsampling: two stride-2 convs, two transposed convs
 
@@ -62,8 +62,7 @@ class ResnetGenerator(nn.Module):
         check_norm(norm)
         if n_blocks < 0:
             raise GanforgeError(f"ResnetGenerator needs n_blocks >= 0, got {n_blocks}.")
-        if not 0.0 <= dropout < 1.0:
-            raise GanforgeError(f"ResNet dropout must be in [0, 1) (0 turns it off), got {dropout}.")
+        check_dropout(dropout, "ResNet")
         self.input_nc, self.output_nc, self.n_blocks = input_nc, output_nc, n_blocks
         self.num_downs = N_DOWNSAMPLING
         bias = conv_bias(norm)
@@ -86,9 +85,7 @@ class ResnetGenerator(nn.Module):
         init_normal_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != self.input_nc:
-            raise GanforgeError(f"The ResNet generator expects images [N, {self.input_nc}, H, W], got a tensor of "
-                                f"shape {list(x.shape)}.")
+        check_images(x, self.input_nc, "The ResNet generator")
         multiple = 2**self.num_downs
         if x.shape[2] % multiple or x.shape[3] % multiple:
             raise GanforgeError(

@@ -46,6 +46,18 @@ def check_norm(norm: str) -> None:
         raise GanforgeError(f"Unknown norm {norm!r}; choose one of: {', '.join(NORMS)}.")
 
 
+def check_dropout(dropout: float, what: str) -> None:
+    """A dropout rate in [0, 1); ``what`` starts the message ("U-Net", "pix2pix option")."""
+    if not 0.0 <= dropout < 1.0:
+        raise GanforgeError(f"{what} dropout must be in [0, 1) (0 turns it off), got {dropout}.")
+
+
+def check_images(x: torch.Tensor, channels: int, what: str) -> None:
+    """``x`` is a batch of images [N, channels, H, W]; ``what`` names the network in the message."""
+    if x.dim() != 4 or x.shape[1] != channels:
+        raise GanforgeError(f"{what} expects images [N, {channels}, H, W], got a tensor of shape {list(x.shape)}.")
+
+
 def norm_layer(norm: str, channels: int) -> nn.Module | None:
     """The reference's norms: batch (affine, running statistics), instance (no affine, no statistics), none."""
     check_norm(norm)
@@ -85,8 +97,7 @@ class UNetGenerator(nn.Module):
         check_norm(norm)
         if num_downs < 5:
             raise GanforgeError(f"UNetGenerator needs num_downs >= 5 (unet_32 and up), got {num_downs}.")
-        if not 0.0 <= dropout < 1.0:
-            raise GanforgeError(f"U-Net dropout must be in [0, 1) (0 turns it off), got {dropout}.")
+        check_dropout(dropout, "U-Net")
         self.input_nc, self.output_nc, self.num_downs = input_nc, output_nc, num_downs
         inner = unet_channels(num_downs, ngf)
         outer_down = [input_nc] + inner[:-1]
@@ -113,10 +124,7 @@ class UNetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         multiple = 2**self.num_downs
-        if x.dim() != 4 or x.shape[1] != self.input_nc:
-            raise GanforgeError(
-                f"The U-Net expects images [N, {self.input_nc}, H, W], got a tensor of shape {list(x.shape)}."
-            )
+        check_images(x, self.input_nc, "The U-Net")
         if x.shape[2] % multiple or x.shape[3] % multiple:
             raise GanforgeError(
                 f"unet_{multiple} needs image sizes that are multiples of {multiple}, got "
