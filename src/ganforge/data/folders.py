@@ -238,6 +238,14 @@ def list_images(root: Path) -> tuple[list[Path], list[int] | None, list[str]]:
     return _find_images(root)
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The image files under ``folder`` in sorted order (either layout); a GanforgeError when there are none."""
+    files, _, _ = list_images(folder)
+    if not files:
+        raise GanforgeError(f"No image files found in '{folder}' (looked for {', '.join(IMAGE_EXTENSIONS)}).")
+    return files
+
+
 def read_image_file(path: str | Path, what: str = "image") -> np.ndarray:
     """:func:`read_image` of one file the user named, or one sentence saying why it cannot be read."""
     path = Path(path).expanduser()

@@ -45,7 +45,7 @@ from ..io import warn_skipped
 from . import convert_images
 from .derived import derived_source
 from .download import ArchiveSite
-from .folders import IMAGE_EXTENSIONS, list_images, read_image, resize_square
+from .folders import image_files, read_image, resize_square
 from .pairs import (
     PAIRED_DATASETS,
     SPLITS,
@@ -205,15 +205,8 @@ def read_paired_folder(folder: Path, split: str, size_rule: SizeRule = lambda s:
     return _read_two_folders(layout[0], layout[1], size_rule)
 
 
-def _files(folder: Path) -> list[Path]:
-    files, _, _ = list_images(folder)
-    if not files:
-        raise GanforgeError(f"No image files found in '{folder}' (looked for {', '.join(IMAGE_EXTENSIONS)}).")
-    return files
-
-
 def _read_aligned(folder: Path, size_rule: SizeRule) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    files = _files(folder)
+    files = image_files(folder)
     stack = _PairStack(len(files), size_rule)
     skipped = []
     for path in files:
@@ -237,7 +230,7 @@ def _read_two_folders(dir_a: Path, dir_b: Path, size_rule: SizeRule,
     by_stem = []
     for d in (dir_a, dir_b):
         stems: dict[str, Path] = {}
-        for path in _files(d):
+        for path in image_files(d):
             key = path.relative_to(d).with_suffix("").as_posix()
             if key in stems:
                 raise GanforgeError(f"'{d}' has two images named {key!r} ({stems[key].name} and {path.name}); "

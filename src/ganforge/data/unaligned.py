@@ -46,7 +46,7 @@ from ..registry import Registry
 from . import convert_images, load_dataset
 from .derived import FASHION_SIZE, PHOTO_CROPS, PHOTO_SIZE, derive, edges, fashion_images, photo_crops
 from .download import ArchiveSite
-from .folders import IMAGE_EXTENSIONS, list_images, read_image, resize_square
+from .folders import image_files, read_image, resize_square
 from .pairs import (
     DIRECTIONS,
     SPLITS,
@@ -232,9 +232,7 @@ def read_domain(folder: Path, size_rule: SizeRule, channels: int | None = None,
                 ) -> tuple[torch.Tensor, list[str], Sizes]:
     """Every image under ``folder`` (sorted) as uint8 [N, C, S, S], stretched (bicubic) to S =
     size_rule(first image's height).load, with C = ``channels`` or the count most images have."""
-    files, _, _ = list_images(folder)
-    if not files:
-        raise GanforgeError(f"No image files found in '{folder}' (looked for {', '.join(IMAGE_EXTENSIONS)}).")
+    files = image_files(folder)
     arrays, names, skipped = [], [], []
     sizes = None
     for path in files:
