@@ -62,6 +62,8 @@ LAYERS: dict[str, tuple[int, ...]] = {
     "translation": (9,),
     "export": (9,),
     "style_transfer": (9,),  # ganforge.stylize: the Gatys optimisation and its record
+    "training": (9, 5),  # ganforge.train / resume / plan_resume
+    "toy_runs": (9, 6),  # ganforge toy's runs and side-by-side comparisons
     "api": (10,),
     "cli": (11,),
     "cli_latent": (11,),
@@ -70,6 +72,7 @@ LAYERS: dict[str, tuple[int, ...]] = {
     "cli_export": (11,),
     "cli_studio": (11,),
     "cli_style": (11,),
+    "cli_toy": (11,),
     "studio": (11,),
     "__main__": (11,),
     "__init__": (11,),  # ganforge/__init__.py: the package face, which re-exports the API

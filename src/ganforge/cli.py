@@ -100,30 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_style.add_parser(sub)
 
-    y = sub.add_parser("toy", help="watch a GAN learn 1-D / 2-D toy data (figure 1 of Goodfellow et al., GAN Lab)",
-                       formatter_class=fmt, epilog=(
-                           "data: gaussian1d, mixture1d, uniform1d, ring2d, grid2d, moons2d, spiral2d, line2d, or a\n"
-                           ".csv/.txt/.npy file of your own 1-D samples or 2-D points (centred and scaled to unit\n"
-                           "standard deviation). Writes RUN_DIR/samples/step_*.png, progress.gif, losses.png,\n"
-                           "divergence.png, toy_metrics.jsonl; with --compare one run per loss in RUN_DIR/<loss>/\n"
-                           "and compare.gif, compare.png, compare_curves.png. Other TrainConfig fields as key=value."))
-    y.add_argument("--data", required=True, help="toy distribution name or a file of points")
-    y.add_argument("--out", help="run folder to create (default runs/toy-<data>)")
-    losses = y.add_mutually_exclusive_group()
-    losses.add_argument("--loss", help="minimax | nonsaturating (default) | lsgan | hinge | wgan | wgan-gp")
-    losses.add_argument("--compare", metavar="LOSS[:K],LOSS[:K],...",
-                        help="train once per loss (optionally with K D steps), same data and seed, side by side")
-    y.add_argument("--steps", type=int, help="generator steps (default 3000 for 1-D data, 5000 for 2-D)")
-    y.add_argument("--d-steps", type=int, help="k: discriminator updates per generator update (default 1)")
-    y.add_argument("--lr-g", type=float, help="Adam learning rate of G (default 2e-4)")
-    y.add_argument("--lr-d", type=float, help="Adam learning rate of D (default 2e-3; betas: beta1=, beta2=)")
-    y.add_argument("--batch-size", type=int, help="points per batch (default 256)")
-    y.add_argument("--z", choices=("uniform", "normal"), help="noise: uniform on [-1, 1] (default) or normal")
-    y.add_argument("--frames", type=int, default=60, help="pictures over training (default 60)")
-    y.add_argument("--seed", type=int)
-    y.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps (default cpu)")
-    y.add_argument("--progress", action="store_true", help="show a progress bar")
-    add_threads_option(y)
+    from . import cli_toy
+
+    cli_toy.add_parser(sub)
 
     i = sub.add_parser("info", help="print parameter counts of a model as JSON", formatter_class=fmt,
                        epilog=_registry_text())
@@ -140,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_train(args: argparse.Namespace) -> int:
     from .api import plan_resume, resume, train
     from .config import resolve_config
+    from .families import family_of
 
     if args.model and "=" in args.model:
         args.overrides.insert(0, args.model)
@@ -167,15 +147,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                  "device": args.device, "seed": args.seed, "progress": False if args.no_progress else None,
                  "threads": parse_threads(args.threads)}
         cfg = resolve_config(args.config, flags, args.overrides)
-        if cfg.model == "toy" and not args.config:  # the defaults and frames of `ganforge toy`
-            from .api import toy_config
-            from .errors import GanforgeError
-
-            if not args.data:
-                raise GanforgeError("ganforge train toy needs --data: a toy distribution (ring2d, gaussian1d, ...) "
-                                    "or a .csv/.txt/.npy file of points.")
-            cfg = toy_config(args.data, {k: v for k, v in flags.items() if k not in ("model", "data")},
-                             args.overrides)
+        configure = family_of(cfg.model).configure
+        if configure is not None and not args.config:  # the family's own defaults (toy: those of `ganforge toy`)
+            cfg = configure(args.data, flags, args.overrides)
         out = args.out or f"runs/{cfg.model}-{Path(cfg.data.name).name}"
         result = train(cfg, out)
     if result.stopped_by in ("SIGINT", "SIGTERM"):
@@ -282,31 +256,10 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
     return cli_style.run(args)
 
 
-def cmd_toy(args: argparse.Namespace) -> int:
-    from .api import compare_toy, toy_config, train_toy
+def _cmd_toy(args: argparse.Namespace) -> int:
+    from . import cli_toy
 
-    flags = {"steps": args.steps, "d_steps": args.d_steps, "lr_g": args.lr_g, "lr_d": args.lr_d,
-             "batch_size": args.batch_size, "seed": args.seed, "device": args.device or "cpu",
-             "loss": args.loss, "progress": True if args.progress else None, "threads": parse_threads(args.threads)}
-    if args.z:
-        flags["model_options"] = {"z_dist": args.z}
-    cfg = toy_config(args.data, flags, args.overrides, frames=args.frames)
-    out = Path(args.out or f"runs/toy-{Path(args.data).stem}")
-    if args.compare:
-        runs = compare_toy(cfg, args.compare, out)
-        for label, run in runs.items():
-            print(_toy_summary(label, run))
-        print(f"Side by side: {out}/compare.gif, {out}/compare.png, {out}/compare_curves.png")
-    else:
-        run = train_toy(cfg, out)
-        print(_toy_summary(cfg.task_options.get("loss", "nonsaturating"), run))
-        print(f"Pictures: {out}/progress.gif, {out}/samples.png, {out}/losses.png, {out}/divergence.png")
-    return 0
-
-
-def _toy_summary(label: str, run: dict) -> str:
-    w = f"W1 {run['w1']:.4f}" if "w1" in run else f"sliced W1 {run.get('sw1', float('nan')):.4f}"
-    return f"{label}: step {run['step']}, {w}, JS {run.get('js', float('nan')):.4f} -> {run['run_dir']}/"
+    return cli_toy.run(args)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -360,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         if _rank() > 0:  # under torchrun rank 0 says it once
             warnings.simplefilter("ignore")
         return {"train": cmd_train, "sample": cmd_sample, "eval": _cmd_eval, "info": cmd_info,
-                "toy": cmd_toy, "translate": _cmd_translate, "latent": _cmd_latent,
+                "toy": _cmd_toy, "translate": _cmd_translate, "latent": _cmd_latent,
                 "export": _cmd_export, "studio": _cmd_studio, "stylize": _cmd_stylize}[args.command](args)
     except GanforgeError as e:
         print(f"ganforge: error: {e}", file=sys.stderr)

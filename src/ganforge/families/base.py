@@ -78,6 +78,9 @@ class Family:
     held_out: HeldOut | None = None  # inputs of the training pictures from held-out data, when not noise
     reference: ReferenceImporter | None = None  # the reference implementation's checkpoints
     read_split: Callable[..., tuple] | None = None  # translation families: a held-out split's (inputs, names, targets)
+    # its own defaults for `ganforge train MODEL --data D` without a preset: (data, flags, overrides) -> TrainConfig
+    configure: Callable[[str | None, dict[str, Any], list[str] | None], TrainConfig] | None = None
+    threads: int | None = None  # CPU threads its new runs take unless told (None: the thread policy's choice)
     description: str = ""
 
     def __post_init__(self) -> None:

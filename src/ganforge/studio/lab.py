@@ -1,6 +1,6 @@
 """GAN Lab: a toy GAN trained live, one step (or one D / G update) at a time.
 
-The run is ganforge's own toy run (``ganforge.api.toy_config`` + ``build_run``: the toy model, the toy
+The run is ganforge's own toy run (``ganforge.families.toy.toy_config`` + ``build_run``: the toy model, the toy
 task and the shared trainer), never written to a run folder; a frame is the toy task's own
 ``render_samples``, the picture ``ganforge toy`` writes every ``sample_every`` steps (D's heat map or
 curve, G's manifold or z -> x arrows, samples, gradient arrows, with the divergence estimates in the
@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..api import toy_config
 from ..data.toy import TOY
+from ..families.toy import toy_config
 from ..threads import use_threads
 from .runs import StudioError
 
