@@ -132,6 +132,11 @@ def list_checkpoints(ckpt_root: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def holds_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a ganforge run (its config.json or checkpoints)."""
+    return (run_dir / "checkpoints").is_dir() or (run_dir / "config.json").is_file()
+
+
 def resolve_checkpoint(path: str | Path, which: str = "latest") -> Path:
     """A checkpoint folder from a run folder (``which``: latest | best | a step number) or a checkpoint path."""
     path = Path(path)

@@ -138,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_fast(args: argparse.Namespace) -> int:
     from .api import load
+    from .families import family_of
     from .io import write_json
     from .style_transfer import read_rgb
     from .style_transfer.record import check_outputs, output_paths, save_image
@@ -160,7 +161,7 @@ def _run_fast(args: argparse.Namespace) -> int:
         check_outputs(t, args.force)
     images = [read_rgb(p, "photo") for p in args.paths]
     model = load(args.model, args.ckpt, args.device)
-    if model.kind != "stylization":
+    if not family_of(model).can("stylize"):
         raise GanforgeError(f"{args.model!r} holds a {model.name} model, not a fast-style one; train one with "
                             "ganforge train fast-style --data PHOTOS task.style=STYLE.jpg.")
     t0 = time.perf_counter()

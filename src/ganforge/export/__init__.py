@@ -53,7 +53,7 @@ import torch
 from torch import nn
 
 from ..errors import GanforgeError
-from ..families import load
+from ..families import family_of, load
 from ..io import write_atomic
 from ..pipelines import Pipeline
 from .files import (
@@ -242,7 +242,7 @@ def _with_direction(pipe: Pipeline, direction: str | None) -> Pipeline:
     """``pipe`` set to translate in ``direction`` (its ``direction`` attribute checks the name)."""
     if direction is None:
         return pipe
-    if not hasattr(pipe, "direction"):
+    if not family_of(pipe).can("cycle"):
         raise GanforgeError(f"{pipe.source!r} is a {pipe.name} model with one generator; --direction applies to "
                             "models that translate both ways (such as cyclegan).")
     pipe.direction = direction

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..api import plan_resume
-from ..checkpoint import list_checkpoints
+from ..checkpoint import holds_run, list_checkpoints
 from ..config import TrainConfig, preset_names, resolve_config
 from ..errors import GanforgeError
 from ..families import MODELS, family_of
@@ -57,10 +57,6 @@ def check_relative(value: str, what: str) -> PurePosixPath:
         raise StudioError(f"{what} {text!r} is refused: absolute paths and '..' are not allowed; give a run's "
                           "name as the runs list shows it.", 403)
     return p
-
-
-def holds_run(path: Path) -> bool:
-    return (path / "config.json").is_file() or (path / "checkpoints").is_dir()
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoint import Checkpoint, list_checkpoints, load_checkpoint, remove_stale_temporaries
+from ..checkpoint import Checkpoint, holds_run, list_checkpoints, load_checkpoint, remove_stale_temporaries
 from ..config import DEFAULT_BATCH, TrainConfig
 from ..data import BatchStream
 from ..errors import GanforgeError
@@ -144,11 +144,6 @@ class Run:
     def close(self) -> None:
         """Leave the process group (if this run joined one)."""
         cleanup(self.dist)
-
-
-def holds_run(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds a ganforge run (its config.json or checkpoints)."""
-    return (run_dir / "checkpoints").is_dir() or (run_dir / "config.json").is_file()
 
 
 def check_run_folder(cfg: TrainConfig, run_dir: Path) -> None:

@@ -247,6 +247,12 @@ class Trainer:
                        for i in range(0, count, size))
             recompute_batchnorm(e.module, lambda net, b: self.task.generate(net, b), batches)
 
+    def _last_good(self) -> str:
+        """Where a run that failed can be continued from, in words."""
+        last = list_checkpoints(self.ckpt_dir)
+        return (f"the last good checkpoint is {last[-1]} (step {int(last[-1].name[5:])})" if last
+                else "no checkpoint had been written yet")
+
     def _check_finite(self) -> None:
         """A checkpoint is only "good" if its weights are finite: refuse to write NaN/Inf weights (every
         rank holds the same weights under DDP, so every rank refuses alike)."""
@@ -255,13 +261,10 @@ class Trainer:
             for net_name, net in nets.items():
                 for k, v in net.state_dict().items():
                     if v.is_floating_point() and not bool(torch.isfinite(v).all()):
-                        last = list_checkpoints(self.ckpt_dir)
-                        where = (f"the last good checkpoint is {last[-1]} (step {int(last[-1].name[5:])})" if last
-                                 else "no checkpoint had been written yet")
                         raise GanforgeError(
                             f"The weights of {prefix}{net_name} hold NaN or infinite values at step {self.step} "
-                            f"({k}); no checkpoint was written and {where}. Try a lower learning rate, fp32 "
-                            "precision or another loss.")
+                            f"({k}); no checkpoint was written and {self._last_good()}. Try a lower learning rate, "
+                            "fp32 precision or another loss.")
 
     def evaluate(self) -> None:
         """Run the evaluator on the sample network (rank 0), log it, and keep checkpoints/best."""
@@ -410,11 +413,9 @@ class Trainer:
         finite = torch.isfinite(torch.stack([x.float() for x in losses])).all()
         if not bool(finite):
             bad = ", ".join(f"{k}={float(v):.4g}" for k, v in logs.items())
-            last = list_checkpoints(self.ckpt_dir)
-            where = (f"the last good checkpoint is {last[-1]} (step {int(last[-1].name[5:])})" if last
-                     else "no checkpoint had been written yet")
             raise GanforgeError(
-                f"The loss became NaN or infinite at step {self.step} ({bad}); training stopped and {where}. "
+                f"The loss became NaN or infinite at step {self.step} ({bad}); training stopped and "
+                f"{self._last_good()}. "
                 "Try a lower learning rate, fp32 precision or another loss."
             )
         return logs
