@@ -177,6 +177,7 @@ def test_every_entry_point_goes_through_the_one_thread_policy(idx_root, tmp_path
             main([*argv, "--threads", "3"])
         assert calls == [(3 if argv[0] in ("train", "toy") else "3", 2 if name == "resume" else None)], name
 
+    from ganforge import export as gexport
     from ganforge import latent
     from ganforge.api import toy_config, train_toy
     from ganforge.studio.lab import Lab
@@ -195,6 +196,9 @@ def test_every_entry_point_goes_through_the_one_thread_policy(idx_root, tmp_path
         "latent.truncation": lambda: latent.truncation(model, threads=3),
         "latent.project": lambda: latent.project(model, style, threads=3),
         "latent.regenerate": lambda: latent.regenerate(tmp_path / "rec/interpolate.json", threads=3),
+        "ganforge.translate": lambda: ganforge.translate(tiny_run, style, tmp_path / "tr", threads=3),
+        "export.export": lambda: gexport.export(tiny_run, None, tmp_path / "g.onnx", threads=3),
+        "export.check": lambda: gexport.check(tmp_path / "g.onnx", threads=3),
     }
     for name, call in functions.items():
         calls.clear()

@@ -14,7 +14,7 @@ import json
 
 from .checkpoint import weights_origin
 from .errors import GanforgeError
-from .threads import add_threads_option, use_threads
+from .threads import add_threads_option
 
 _EPILOG = """\
 What the file computes (float32; N, and H and W of translation networks, are free):
@@ -68,18 +68,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Export (or check) as ``args`` say; print the measured difference. Raises GanforgeError."""
-    with use_threads(args.threads):
-        return _run(args)
-
-
-def _run(args: argparse.Namespace) -> int:
     from . import export as exporting
 
     if args.check:
         if args.out or args.fmt or args.force or args.ema is not None or args.direction:
             raise GanforgeError("--check takes the exported file and optionally the run or checkpoint to compare "
                                 "against (with --ckpt); leave out --out, --format, --force, --ema and --direction.")
-        result = exporting.check(args.check, args.source, args.ckpt)
+        result = exporting.check(args.check, args.source, args.ckpt, threads=args.threads)
         if args.json:
             print(json.dumps(result))
             return 0
@@ -92,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.out:
         raise GanforgeError("Give the file to write with --out FILE.onnx or --out FILE.pt2.")
     result = exporting.export(args.source, args.fmt, args.out, ema=args.ema, ckpt=args.ckpt or "latest",
-                              direction=args.direction, force=args.force)
+                              direction=args.direction, force=args.force, threads=args.threads)
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "metadata"}))
         return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .threads import add_threads_option, use_threads
+from .threads import add_threads_option
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -82,18 +82,17 @@ def run(args: argparse.Namespace) -> int:
             n = int(n)
         except ValueError:
             raise GanforgeError(f"--n must be a positive integer or all, got {args.n!r}.") from None
-    with use_threads(args.threads):
-        record = translate(source, inputs[0] if inputs else None, args.out, split=args.split, data=args.data,
-                           derive=args.derive, direction=args.direction, aligned=args.aligned, n=n, size=args.size,
-                           mode=args.mode, seed=args.seed, fid=not args.no_fid, ckpt=args.ckpt, device=args.device,
-                           from_reference=args.from_reference, from_reference_B=args.from_reference_B,
-                           netG=args.netG, norm=args.norm, input_nc=args.input_nc, output_nc=args.output_nc,
-                           ngf=args.ngf, dropout=0.0 if args.no_dropout else 0.5, progress=True)
+    record = translate(source, inputs[0] if inputs else None, args.out, split=args.split, data=args.data,
+                       derive=args.derive, direction=args.direction, aligned=args.aligned, n=n, size=args.size,
+                       mode=args.mode, seed=args.seed, fid=not args.no_fid, ckpt=args.ckpt, device=args.device,
+                       from_reference=args.from_reference, from_reference_B=args.from_reference_B,
+                       netG=args.netG, norm=args.norm, input_nc=args.input_nc, output_nc=args.output_nc,
+                       ngf=args.ngf, dropout=0.0 if args.no_dropout else 0.5, progress=True, threads=args.threads)
     if record.get("available") is not None:
         rest = ("; --n N or --n all for more" if record["n"] < record["available"] else "")
         print(f"Translated {record['n']} of the {record['available']:,} {args.split} pairs into {args.out}/{rest}")
     else:
-        print(f"Translated {record['n']} images into {args.out}/")
+        print(f"Translated {record['n']} image{'s' if record['n'] != 1 else ''} into {args.out}/")
     if "scores" in record:
         print(json.dumps(record["scores"]))
     if "cycle" in record:  # CycleGAN: the reconstructions against the inputs

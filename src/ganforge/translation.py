@@ -31,6 +31,7 @@ from .metrics.fid import fid_from_features
 from .metrics.paired import paired_metrics
 from .pipelines import TranslationPipeline, resolve_device
 from .pipelines.translation import INFERENCE_MODES
+from .threads import applies_threads
 from .viz import save_image_atomic
 from .viz.columns import fit_cells, save_column_grid
 
@@ -239,6 +240,9 @@ def read_inputs(path: str | Path, aligned: bool = False, direction: str = "AtoB"
         images.append(t.contiguous())
         names.append(str(f.relative_to(path)) if path.is_dir() else f.name)
     if not images:
+        if path.is_file():
+            raise GanforgeError(f"{str(path)!r} could not be read as an image (a damaged file, or a format Pillow "
+                                "does not read).")
         raise GanforgeError(f"None of the image files in {str(path)!r} could be read.")
     if bad:
         warnings.warn(skipped_message(bad, path), stacklevel=2)
@@ -248,6 +252,7 @@ def read_inputs(path: str | Path, aligned: bool = False, direction: str = "AtoB"
 SPLIT_N = 500  # pairs of a split translated when no count is given (n="all": every pair)
 
 
+@applies_threads
 def translate(source: str | Path | None = None, inputs: str | Path | None = None, out: str | Path = "translated",
               *, split: str | None = None, data: str | None = None, derive: str | None = None,
               direction: str | None = None, aligned: bool = False, n: int | str | None = None,

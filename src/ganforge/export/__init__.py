@@ -56,6 +56,7 @@ from ..errors import GanforgeError
 from ..families import family_of, load
 from ..io import write_atomic
 from ..pipelines import Pipeline
+from ..threads import applies_threads
 from .files import (
     META_FORMAT,
     PT2_META_FILE,
@@ -249,6 +250,7 @@ def _with_direction(pipe: Pipeline, direction: str | None) -> Pipeline:
     return pipe
 
 
+@applies_threads
 def export(source: str | Path | Pipeline, fmt: str | None, out: str | Path, ema: bool | None = None,
            ckpt: str = "latest", direction: str | None = None, force: bool = False) -> dict[str, Any]:
     """Export the generator of ``source`` (a run folder, a checkpoint folder, or a pipeline object) to ``out``.
@@ -313,6 +315,7 @@ def _remove_leftovers(out: Path) -> None:
             p.unlink()
 
 
+@applies_threads
 def check(path: str | Path, source: str | Path | Pipeline | None = None, ckpt: str | None = None) -> dict[str, Any]:
     """Run the parity check of an exported file again, against ``source`` (default: the checkpoint the file
     records, with the EMA choice and direction it records). Returns {"path", "format", "max_abs_diff",

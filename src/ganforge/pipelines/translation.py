@@ -129,8 +129,9 @@ class TranslationPipeline(Pipeline):
                   mode: str | None = None, ema: bool | None = None) -> torch.Tensor:
         """uint8 [N, C, H, W] (any channels: converted to input_nc) -> uint8 [N, output_nc, H, W]."""
         if images.dtype != torch.uint8 or images.dim() != 4:
-            raise GanforgeError(f"Images to translate must be uint8 [N, C, H, W], got {images.dtype} "
-                                f"{list(images.shape)}.")
+            raise GanforgeError(f"Images to translate must be uint8 [N, C, H, W] (0-255), got {images.dtype} "
+                                f"{list(images.shape)}; for float images in [-1, 1] use generate({{'A': x}}), or "
+                                "ganforge.viz.to_uint8(x) first.")
         mode = mode or self.mode
         if mode not in INFERENCE_MODES:
             raise GanforgeError(f"Unknown inference mode {mode!r}; choose one of: {', '.join(INFERENCE_MODES)}.")
