@@ -122,9 +122,7 @@ def test_a_run_stopped_before_its_first_checkpoint_can_be_resumed_from_step_0(id
     cfg = tiny_config(idx_root, steps=4, ckpt_every=0)
     train_interrupted(cfg, tmp_path / "run", stop_at=1, monkeypatch=monkeypatch)
     assert (tmp_path / "run/config.json").is_file() and not list_checkpoints(tmp_path / "run/checkpoints")
-    # a new run there says exactly what to do
-    rc = main(_train_args(idx_root, tmp_path / "run"))
-    _one_sentence(capsys, rc, f"ganforge train --resume {tmp_path / 'run'}")
+    # (a new run there replaces it instead: test_a_new_run_replaces_one_that_stopped_before_its_first_checkpoint)
     assert main(["train", "--resume", str(tmp_path / "run")]) == 0
     assert "training it again from step 0" in capsys.readouterr().err
     assert ganforge.load(tmp_path / "run").step == 4
@@ -287,3 +285,29 @@ def test_decompression_bombs_symlink_loops_and_non_utf8_names_in_an_image_folder
     finally:
         Image.MAX_IMAGE_PIXELS = old
     assert len(data) == 3 and data.class_names == ["shirts"]  # ok0, ok1 and the non-UTF-8 one; the loop not followed
+
+
+def test_a_new_run_replaces_one_that_stopped_before_its_first_checkpoint(idx_root, tmp_path, capsys):
+    """The natural retry after a run that diverged at step 1: the same --out with a sane learning rate."""
+    out = tmp_path / "nan0"
+    args = ["train", "dcgan", "--data", "fashion-mnist", "--data-root", str(idx_root), "--out", str(out),
+            "--steps", "4", "--batch-size", "16", "--no-progress", "model.ngf=8", "model.ndf=8", "model.nz=16"]
+    assert main(args + ["lr_g=1e30", "lr_d=1e30"]) == 2
+    assert "NaN" in capsys.readouterr().err and not list_checkpoints(out / "checkpoints")
+    assert (out / "config.json").is_file() and (out / "metrics.jsonl").is_file()
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "stopped before its first checkpoint; this new run replaces its logs" in err
+    assert json.loads((out / "config.json").read_text())["config"]["lr_g"] == 2e-4
+    assert [c.name for c in list_checkpoints(out / "checkpoints")][-1] == "step_00000004"
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r.get("loss_G", 0.0)) for r in rows)  # the failed attempt's rows are gone
+
+    # beside files of the user's own, nothing is replaced: one sentence, and the files stay
+    mixed = tmp_path / "mixed"
+    assert main(args[:7] + [str(mixed)] + args[8:] + ["lr_g=1e30", "lr_d=1e30"]) == 2
+    (mixed / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert main(args[:7] + [str(mixed)] + args[8:]) == 2
+    assert "not its own (notes.txt); choose another --out" in capsys.readouterr().err
+    assert (mixed / "notes.txt").read_text() == "mine" and (mixed / "metrics.jsonl").is_file()

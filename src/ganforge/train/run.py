@@ -11,6 +11,7 @@ import dataclasses
 import math
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,10 +149,18 @@ class Run:
 
 def check_run_folder(cfg: TrainConfig, run_dir: Path) -> None:
     """A new run is written only into a new or empty folder that can be created, never into a folder of
-    the user's own files (or the training data): one GanforgeError sentence otherwise."""
+    the user's own files (or the training data): one GanforgeError sentence otherwise. A folder whose run
+    stopped before its first checkpoint holds nothing to lose but that run's logs: the new run replaces them
+    (True is returned; build_run says so when it replaces them)."""
     if holds_run(run_dir):
-        raise GanforgeError(f"{str(run_dir)!r} already holds a run; continue it with: ganforge train --resume "
-                            f"{run_dir} (or choose another --out).")
+        if list_checkpoints(run_dir / "checkpoints"):
+            raise GanforgeError(f"{str(run_dir)!r} already holds a run; continue it with: ganforge train --resume "
+                                f"{run_dir} (or choose another --out).")
+        others = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_LOGS)
+        if others:
+            raise GanforgeError(f"{str(run_dir)!r} holds a run that stopped before its first checkpoint, beside files "
+                                f"that are not its own ({', '.join(others[:3])}); choose another --out.")
+        return True
     if run_dir.exists() and not run_dir.is_dir():
         raise GanforgeError(f"--out {str(run_dir)!r} is a file; give a new or empty folder for the run.")
     if run_dir.is_dir() and any(run_dir.iterdir()):
@@ -164,6 +173,11 @@ def check_run_folder(cfg: TrainConfig, run_dir: Path) -> None:
             raise GanforgeError(f"--out {str(run_dir)!r} lies inside the training data folder {str(data)!r}; "
                                 "choose a run folder outside the data.")
     check_writable_parent(run_dir, "--out")
+    return False
+
+
+RUN_LOGS = frozenset({"config.json", "metrics.jsonl", "toy_metrics.jsonl", "samples", "tb", "checkpoints",
+                      "real_samples.png", "samples.png", "losses.png", "progress.gif", "divergence.png"})
 
 
 def build_run(cfg: TrainConfig, run_dir: str | Path, resume: bool | Checkpoint = False, write: bool = True,
@@ -184,8 +198,7 @@ def build_run(cfg: TrainConfig, run_dir: str | Path, resume: bool | Checkpoint =
     elif restart:
         if list_checkpoints(run_dir / "checkpoints"):
             raise GanforgeError(f"{str(run_dir)!r} holds checkpoints; resume it rather than restarting it.")
-    elif write:
-        check_run_folder(cfg, run_dir)
+    replacing = check_run_folder(cfg, run_dir) if write and not (resume or restart) else False
     family = family_of(cfg.model)
     cfg = dataclasses.replace(cfg, task_options=dataclasses.asdict(task_options(cfg)))
     family.model(cfg.model).config(cfg.model_options, validate=False)  # names and types, before the data loads
@@ -232,8 +245,11 @@ def build_run(cfg: TrainConfig, run_dir: str | Path, resume: bool | Checkpoint =
         trainer = Trainer(task, cfg, stream, run_dir, meta, total, device, dist, resume=ckpt, evaluator=evaluator,
                           ema=ema)
         if dist.is_main and write:  # only once everything is checked, so a refused run leaves no folder behind
-            if restart:  # the logs of the attempt that stopped before its first checkpoint
-                for name in ("metrics.jsonl", "samples", "tb"):
+            if restart or replacing:  # the logs of the attempt that stopped before its first checkpoint
+                if replacing:
+                    warnings.warn(f"{str(run_dir)!r} held a run that stopped before its first checkpoint; this new "
+                                  "run replaces its logs", stacklevel=2)
+                for name in RUN_LOGS - {"config.json", "checkpoints"}:
                     target = run_dir / name
                     shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
             remove_stale_temporaries(run_dir / "checkpoints")  # left by a process killed while it wrote one
