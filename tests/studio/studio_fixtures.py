@@ -3,6 +3,10 @@ CycleGAN run under one runs root (a few seconds on the CPU)."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -47,3 +51,25 @@ def studio_data(tmp_path_factory) -> dict[str, Path]:
         _BUILT["root"] = build_runs(base)
         _BUILT["data"] = base / "fmnist"
     return dict(_BUILT)
+
+
+@contextlib.contextmanager
+def serve(app):
+    """``app`` on a real uvicorn server (a thread) at 127.0.0.1; yields the port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    import uvicorn
+
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    end = time.monotonic() + 30
+    while not srv.started and time.monotonic() < end:
+        time.sleep(0.05)
+    assert srv.started, "the studio server did not start"
+    try:
+        yield port
+    finally:
+        srv.should_exit = True
+        thread.join(10)

@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import uvicorn
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
-from studio_fixtures import studio_data  # noqa: F401  (fixture)
+from studio_fixtures import serve, studio_data  # noqa: F401  (fixture)
 
 import ganforge
 from ganforge import latent
@@ -28,20 +25,8 @@ CHROMIUM = os.environ.get("STUDIO_CHROMIUM") or shutil.which("chromium") or shut
 
 @pytest.fixture(scope="module")
 def server(studio_data):  # noqa: F811
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(create_app([], studio_data["root"]), host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    end = time.monotonic() + 30
-    while not srv.started and time.monotonic() < end:
-        time.sleep(0.05)
-    assert srv.started, "the studio server did not start"
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    with serve(create_app([], studio_data["root"])) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(autouse=True)

@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import expect
-from studio_fixtures import studio_data  # noqa: F401  (fixture)
+from studio_fixtures import serve, studio_data  # noqa: F401  (fixture)
 from test_studio_browser import browser, natural_size, pixels  # noqa: F401  (fixtures and helpers)
-from test_studio_safety import serve
 
 from ganforge.studio.app import create_app
 

@@ -5,7 +5,6 @@ checked by the same configuration code as the command line's."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import re
 import shutil
@@ -16,9 +15,8 @@ import warnings
 
 import numpy as np
 import pytest
-import uvicorn
 from PIL import Image
-from studio_fixtures import studio_data  # noqa: F401  (fixture)
+from studio_fixtures import serve, studio_data  # noqa: F401  (fixture)
 
 from ganforge.api import toy_config
 from ganforge.cli import main
@@ -37,26 +35,6 @@ def png_file(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG")
     return buf.getvalue()
-
-
-@contextlib.contextmanager
-def serve(app):
-    """``app`` on a real uvicorn server (a thread) at 127.0.0.1; yields the port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    end = time.monotonic() + 30
-    while not srv.started and time.monotonic() < end:
-        time.sleep(0.05)
-    assert srv.started, "the studio server did not start"
-    try:
-        yield port
-    finally:
-        srv.should_exit = True
-        thread.join(10)
 
 
 def raw_request(port: int, head: bytes, seconds: float = 5.0) -> tuple[int, bytes, float]:
