@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import resolve_checkpoint
+from .checkpoint import load_checkpoint, resolve_checkpoint
 from .errors import GanforgeError
 from .families import family_of, load, model_spec
 from .metrics.evaluation import evaluate as evaluate_samples
@@ -59,5 +59,6 @@ def evaluate(source: str | Path | Pipeline, against: str | None = None, metrics=
 
 
 __all__ = ["RESUME_CHANGES", "TOY_FRAMES", "RunResult", "compare_toy", "evaluate", "frame_interval", "info", "load",
+           "load_checkpoint",
            "parse_variants", "plan_resume", "resolve_checkpoint", "resolve_device", "resume", "stylize", "toy_config",
            "train", "train_toy", "translate"]
