@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ..config import TrainConfig
+from ..config import TrainConfig, options_from_dict
 from ..errors import GanforgeError
 from ..models import ModelSpec
 from ..pipelines import Pipeline
@@ -110,16 +110,5 @@ class Family:
 
     def task_options(self, cfg: TrainConfig, strict: bool = True):
         """The options dataclass of the family's task from ``cfg.task_options`` (names and types checked)."""
-        from ..config import options_from_dict
-
         return options_from_dict(self.task.options_cls, cfg.task_options, f"task {self.name!r}", strict=strict)
 
-
-def refuse(family: Family, verb: str, source: str, hint: str = "") -> GanforgeError:
-    """One sentence saying that a model of ``family`` cannot do ``verb``, and what it does instead."""
-    does = {"sample": "samples images from noise", "points": "generates 1-D / 2-D points",
-            "translate": "translates input images", "stylize": "stylises input photos"}
-    what = next((does[v] for v in ("sample", "points", "translate", "stylize") if family.can(v)), "")
-    offered = ", ".join(sorted(family.offers))
-    return GanforgeError(f"{source!r} is a {family.name} model: it {what} and cannot {verb} (it offers: "
-                         f"{offered}){'; ' + hint if hint else ''}.")
