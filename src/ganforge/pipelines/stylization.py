@@ -22,7 +22,6 @@ class StylizationPipeline(Pipeline):
     """uint8 images in, uint8 stylised images out (``stylize`` / calling it); float [-1, 1] with ``generate``."""
 
     kind = "stylization"
-    samples_from_noise = False
     multiple = 4
 
     def forward(self, net: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:

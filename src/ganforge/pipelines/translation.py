@@ -67,7 +67,6 @@ class TranslationPipeline(Pipeline):
     """uint8 images in, uint8 images out (``translate`` / calling it); float [-1, 1] with ``generate``."""
 
     kind = "translation"
-    samples_from_noise = False
 
     def __init__(self, model, model_cfg, nets, ema, settings, device, **loaded) -> None:
         super().__init__(model, model_cfg, nets, ema, settings, device, **loaded)
