@@ -3,6 +3,7 @@ whatever the load), and every entry point that computes goes through the one pol
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import pytest
@@ -199,12 +200,18 @@ def test_every_entry_point_goes_through_the_one_thread_policy(idx_root, tmp_path
         "ganforge.translate": lambda: ganforge.translate(tiny_run, style, tmp_path / "tr", threads=3),
         "export.export": lambda: gexport.export(tiny_run, None, tmp_path / "g.onnx", threads=3),
         "export.check": lambda: gexport.check(tmp_path / "g.onnx", threads=3),
+        "model.sample": lambda: model.sample(2, threads=3),  # what notebooks call on a loaded model
     }
     for name, call in functions.items():
         calls.clear()
         with pytest.raises(Reached):
             call()
         assert calls == [(3, 2 if name == "ganforge.resume" else None)], name
+    from ganforge import CycleGANPipeline, StylizationPipeline, TranslationPipeline
+
+    for method in (TranslationPipeline.translate, CycleGANPipeline.translate, CycleGANPipeline.cycle,
+                   StylizationPipeline.stylize):  # the same wrapper, so the same policy, on every model's verb
+        assert "threads" in inspect.signature(method).parameters and method.__wrapped__ is not method
     calls.clear()
     with pytest.raises(Reached):  # toy runs: one thread unless asked (networks this small run fastest so)
         train_toy(toy_config("ring2d", {"steps": 2}), tmp_path / "toy")

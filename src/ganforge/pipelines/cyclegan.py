@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import GanforgeError
+from ..threads import applies_threads
 from .base import TensorSpec
 from .translation import TranslationPipeline, inference_mode
 
@@ -108,6 +109,7 @@ class CycleGANPipeline(TranslationPipeline):
             return net(x)
 
     # ------------------------------------------------------------------ uint8 images
+    @applies_threads
     @torch.no_grad()
     def translate(self, images: torch.Tensor, size: int | None = None, batch_size: int = 16,
                   mode: str | None = None, ema: bool | None = None, direction: str | None = None) -> torch.Tensor:
@@ -124,6 +126,7 @@ class CycleGANPipeline(TranslationPipeline):
 
     __call__ = translate
 
+    @applies_threads
     def cycle(self, images: torch.Tensor, size: int | None = None, direction: str | None = None,
               ) -> tuple[torch.Tensor, torch.Tensor]:
         """(translation, reconstruction) of uint8 images: G_A then G_B for AtoB, G_B then G_A for BtoA. The

@@ -12,6 +12,7 @@ from torch import nn
 
 from ..data import resolve_class
 from ..errors import GanforgeError
+from ..threads import applies_threads
 from ..viz import to_uint8
 from .base import Pipeline, TensorSpec
 
@@ -99,6 +100,7 @@ class NoisePipeline(Pipeline):
         chunk = {k: v[start:start + count] for k, v in self.inputs(n, seed, label).items()}
         return to_uint8(self.generate(chunk, ema))
 
+    @applies_threads
     def sample(self, n: int, seed: int = 0, ema: bool | None = None, batch_size: int = 256,
                label: int | str | None = None) -> np.ndarray:
         """n images as uint8 [n, H, W, C], reproducible for a given seed; ``label`` (a class name or

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..data import convert_images
 from ..errors import GanforgeError
+from ..threads import applies_threads
 from ..viz import to_uint8
 from .base import Pipeline, TensorSpec, run_padded
 
@@ -36,6 +37,7 @@ class StylizationPipeline(Pipeline):
     def _run(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return to_uint8(run_padded(lambda t: self.forward(net, {"A": t.to(self.device)}), x, self.multiple))
 
+    @applies_threads
     @torch.no_grad()
     def stylize(self, images: torch.Tensor | list[torch.Tensor], size: int | None = None,
                 ema: bool | None = None) -> list[torch.Tensor]:

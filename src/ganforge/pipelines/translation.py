@@ -23,6 +23,7 @@ from torch import nn
 
 from ..data import convert_images
 from ..errors import GanforgeError
+from ..threads import applies_threads
 from ..viz import to_uint8
 from .base import Pipeline, TensorSpec, run_padded
 
@@ -123,6 +124,7 @@ class TranslationPipeline(Pipeline):
     def _run(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return to_uint8(run_padded(lambda t: net(t.to(self.device)), x, self.multiple))
 
+    @applies_threads
     @torch.no_grad()
     def translate(self, images: torch.Tensor, size: int | None = None, batch_size: int = 16,
                   mode: str | None = None, ema: bool | None = None) -> torch.Tensor:
