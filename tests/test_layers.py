@@ -64,6 +64,7 @@ LAYERS: dict[str, tuple[int, ...]] = {
     "style_transfer": (9,),  # ganforge.stylize: the Gatys optimisation and its record
     "training": (9, 5),  # ganforge.train / resume / plan_resume
     "toy_runs": (9, 6),  # ganforge toy's runs and side-by-side comparisons
+    "doctor": (9, 7),  # ganforge doctor: findings over a run's metrics and samples
     "api": (10,),
     "cli": (11,),
     "cli_latent": (11,),
@@ -73,6 +74,7 @@ LAYERS: dict[str, tuple[int, ...]] = {
     "cli_studio": (11,),
     "cli_style": (11,),
     "cli_toy": (11,),
+    "cli_doctor": (11,),
     "studio": (11,),
     "__main__": (11,),
     "__init__": (11,),  # ganforge/__init__.py: the package face, which re-exports the API

@@ -1,7 +1,7 @@
 """ganforge: generative adversarial networks - faithful models, one training loop, metrics, pictures."""
 
 from . import latent
-from .api import RunResult, evaluate, info, load, resolve_device, resume, stylize, train, translate
+from .api import RunResult, doctor, evaluate, info, load, resolve_device, resume, stylize, train, translate
 from .config import DataConfig, TrainConfig, resolve_config
 from .data import DATASETS, load_dataset
 from .errors import GanforgeError
@@ -20,8 +20,8 @@ from .version import __version__
 from .viz.notebook import show
 
 __all__ = [
-    "__version__", "build_model", "count_parameters", "CycleGANPipeline", "DataConfig", "DATASETS", "evaluate",
-    "FAMILIES", "family_of", "GanforgeError", "info", "latent", "load", "load_dataset", "LOSSES", "MODELS",
+    "__version__", "build_model", "count_parameters", "CycleGANPipeline", "DataConfig", "DATASETS", "doctor",
+    "evaluate", "FAMILIES", "family_of", "GanforgeError", "info", "latent", "load", "load_dataset", "LOSSES", "MODELS",
     "NoisePipeline", "Pipeline", "PointsPipeline", "register_family", "resolve_config", "resolve_device", "resume",
     "RunResult", "show", "stylize", "StylizationPipeline", "train", "TrainConfig", "translate",
     "TranslationPipeline",

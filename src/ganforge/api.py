@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import load_checkpoint, resolve_checkpoint
+from .doctor import diagnose as doctor
 from .errors import GanforgeError
 from .families import family_of, load, model_spec
 from .metrics.evaluation import evaluate as evaluate_samples
@@ -58,7 +59,7 @@ def evaluate(source: str | Path | Pipeline, against: str | None = None, metrics=
                             progress=progress)
 
 
-__all__ = ["RESUME_CHANGES", "TOY_FRAMES", "RunResult", "compare_toy", "evaluate", "frame_interval", "info", "load",
-           "load_checkpoint",
+__all__ = ["RESUME_CHANGES", "TOY_FRAMES", "RunResult", "compare_toy", "doctor", "evaluate", "frame_interval", "info",
+           "load", "load_checkpoint",
            "parse_variants", "plan_resume", "resolve_checkpoint", "resolve_device", "resume", "stylize", "toy_config",
            "train", "train_toy", "translate"]

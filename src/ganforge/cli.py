@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_toy.add_parser(sub)
 
+    from . import cli_doctor
+
+    cli_doctor.add_parser(sub)
+
     i = sub.add_parser("info", help="print parameter counts of a model as JSON", formatter_class=fmt,
                        epilog=_registry_text())
     i.add_argument("model")
@@ -262,6 +266,12 @@ def _cmd_toy(args: argparse.Namespace) -> int:
     return cli_toy.run(args)
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from . import cli_doctor
+
+    return cli_doctor.run(args)
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from .api import info
     from .config import parse_override
@@ -314,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("ignore")
         return {"train": cmd_train, "sample": cmd_sample, "eval": _cmd_eval, "info": cmd_info,
                 "toy": _cmd_toy, "translate": _cmd_translate, "latent": _cmd_latent,
-                "export": _cmd_export, "studio": _cmd_studio, "stylize": _cmd_stylize}[args.command](args)
+                "export": _cmd_export, "studio": _cmd_studio, "stylize": _cmd_stylize,
+                "doctor": _cmd_doctor}[args.command](args)
     except GanforgeError as e:
         print(f"ganforge: error: {e}", file=sys.stderr)
         return 2

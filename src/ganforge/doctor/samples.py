@@ -1,0 +1,134 @@
+"""Checks of a fixed batch of samples (seed 0): a constant image, noise, and mode collapse.
+
+Diversity is the mean pairwise distance of the batch, in the fmnist classifier's feature space for 1-channel
+28x28 images and in pixel space otherwise, compared with the same measure on real training images when the
+run's data can be read. Without real images the batch is compared with itself: the share of its pixel
+variance that lies between images rather than within them (0 when every image is the same).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from ..data import load_dataset
+from ..errors import GanforgeError
+from ..families import family_of, load
+from ..metrics.fmnist import FashionFeatureExtractor
+from .findings import Finding
+
+N_SAMPLES = 256
+CONSTANT_STD = 2.0  # pixel standard deviation (0..255) below which the output is one flat image
+NOISE_STD = 255 / math.sqrt(12)  # the standard deviation of uniform noise on 0..255 (73.6)
+NOISE_CORRELATION = 0.1  # neighbouring pixels of noise are uncorrelated; of images, strongly correlated
+COLLAPSE_RATIO = 0.4  # samples' diversity below 40% of the real images' diversity
+ENTROPY_RATIO = 0.5  # class-histogram entropy below half of the real images'
+SELF_SHARE = 0.05  # without real images: less than 5% of the variance between images
+
+
+def pairwise_distance(x: torch.Tensor) -> float:
+    """Mean Euclidean distance over all pairs of rows of ``x`` [N, D] (N >= 2)."""
+    d = torch.cdist(x.double(), x.double())
+    n = x.shape[0]
+    return float(d.sum() / (n * (n - 1)))
+
+
+def class_entropy(logits: torch.Tensor) -> float:
+    """Entropy in bits of the histogram of predicted classes (argmax of ``logits`` [N, K])."""
+    counts = torch.bincount(logits.argmax(1), minlength=logits.shape[1]).double()
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * p.log2()).sum())
+
+
+def neighbour_correlation(images: torch.Tensor) -> float:
+    """Correlation of horizontally neighbouring pixels of uint8 [N, C, H, W] images (about 0 for noise)."""
+    x = images.double()
+    a, b = x[..., :-1].flatten(), x[..., 1:].flatten()
+    a, b = a - a.mean(), b - b.mean()
+    denom = float(a.norm() * b.norm())
+    return float((a * b).sum()) / denom if denom else 1.0
+
+
+def between_share(images: torch.Tensor) -> float:
+    """The share of the batch's pixel variance that lies between images (per-pixel variance over the batch,
+    summed, over the total variance of all pixel values)."""
+    x = images.double().flatten(1)
+    total = float(x.var(unbiased=False)) * x.shape[1]
+    return float(x.var(0, unbiased=False).sum()) / total if total else 0.0
+
+
+def _describe(images: torch.Tensor, extractor: FashionFeatureExtractor | None) -> dict:
+    if extractor is not None:
+        out = extractor(images)
+        return {"diversity": pairwise_distance(out["features"]), "entropy": class_entropy(out["logits"])}
+    return {"diversity": pairwise_distance(images.double().flatten(1) / 255)}
+
+
+def _real_images(config: dict, n: int) -> torch.Tensor | None:
+    data = (config.get("config") or {}).get("data") or {}
+    name = data.get("name") or (config.get("dataset") or {}).get("name")
+    if not name:
+        return None
+    dataset = config.get("dataset") or {}
+    try:
+        real = load_dataset(name, data.get("root"), data.get("split", "train"), dataset.get("image_size"),
+                            dataset.get("channels")).images
+    except (GanforgeError, OSError, ValueError, RuntimeError):
+        return None
+    pick = torch.randperm(real.shape[0], generator=torch.Generator().manual_seed(0))[:n]
+    return real[pick]
+
+
+def check_samples(run_dir: str | Path, config: dict, step: int | None = None, n: int = N_SAMPLES) -> list[Finding]:
+    """Sample ``n`` images (seed 0) from the run's latest checkpoint (of step ``step``, the last logged one) and
+    check them; [] for models that do not sample from noise."""
+    pipe = load(run_dir, "latest")
+    if not family_of(pipe).can("sample"):
+        return []
+    images = torch.from_numpy(pipe.sample(n, seed=0)).permute(0, 3, 1, 2).contiguous()  # uint8 [N, C, H, W]
+    at = {"steps": [step, step]} if step is not None else {}
+    std = float(images.double().std())
+    if std < CONSTANT_STD:
+        return [Finding("error", "constant_output",
+                        "G draws one flat image whatever its noise input, so it is not using z: early in training it "
+                        "has not started to, later it has collapsed to a constant.",
+                        {**at, "samples": n, "seed": 0, "pixel_std": round(std, 3)},
+                        "early in training: more steps=; later: train again with loss=nonsaturating and a lower lr_d=")]
+    corr = neighbour_correlation(images)
+    if std > 0.5 * NOISE_STD and corr < NOISE_CORRELATION:
+        return [Finding("error", "noise_output",
+                        "G's images are pixel noise with no shapes in them: it has not learned anything yet, "
+                        "or training broke.",
+                        {**at, "samples": n, "seed": 0, "pixel_std": round(std, 3),
+                         "neighbour_correlation": round(corr, 4), "noise_std": round(NOISE_STD, 3)},
+                        "train longer (steps=), or lower lr_g= and lr_d= if the losses spiked")]
+    c, h, w = images.shape[1:]
+    extractor = FashionFeatureExtractor() if (c, h, w) == (1, 28, 28) else None
+    fake = _describe(images, extractor)
+    real_images = _real_images(config, n)
+    evidence = {**at, "samples": n, "seed": 0, "space": "fmnist features" if extractor else "pixels",
+                "diversity": round(fake["diversity"], 4)}
+    if real_images is not None and real_images.shape[1:] == images.shape[1:]:
+        real = _describe(real_images, extractor)
+        ratio = fake["diversity"] / real["diversity"] if real["diversity"] else 1.0
+        evidence.update(real_diversity=round(real["diversity"], 4), diversity_ratio=round(ratio, 4))
+        collapsed = ratio < COLLAPSE_RATIO
+        if "entropy" in fake:
+            evidence.update(class_entropy_bits=round(fake["entropy"], 3),
+                            real_class_entropy_bits=round(real["entropy"], 3))
+            collapsed = collapsed or fake["entropy"] < ENTROPY_RATIO * real["entropy"]
+        against = "the real training images"
+    else:
+        share = between_share(images)
+        evidence.update(between_image_variance_share=round(share, 4))
+        collapsed = share < SELF_SHARE
+        against = "its own pixel variation"
+    if not collapsed:
+        return []
+    return [Finding("warning", "mode_collapse",
+                    f"G's samples are far less varied than {against}: it makes a few kinds of image over and over "
+                    f"(mode collapse), or, early in training, has not learned the variety of the data yet.", evidence,
+                    "early in training: more steps=; later: loss=nonsaturating with r1_weight=1, augment=ada on "
+                    "small data, or a lower lr_g=")]
