@@ -170,6 +170,7 @@ def test_every_entry_point_goes_through_the_one_thread_policy(idx_root, tmp_path
         "latent project": ["latent", "project", run, style, "--out", out],
         "latent regenerate": ["latent", "regenerate", str(tmp_path / "rec/interpolate.json"), "--out", out],
         "export": ["export", run, "--out", f"{out}.onnx"],
+        "doctor": ["doctor", run],
         "studio": ["studio", "--runs-root", str(tmp_path / "runs"), "--port", "7999"],
     }
     for name, argv in commands.items():
@@ -201,6 +202,7 @@ def test_every_entry_point_goes_through_the_one_thread_policy(idx_root, tmp_path
         "export.export": lambda: gexport.export(tiny_run, None, tmp_path / "g.onnx", threads=3),
         "export.check": lambda: gexport.check(tmp_path / "g.onnx", threads=3),
         "model.sample": lambda: model.sample(2, threads=3),  # what notebooks call on a loaded model
+        "ganforge.doctor": lambda: ganforge.doctor(tiny_run, threads=3),
     }
     for name, call in functions.items():
         calls.clear()
