@@ -62,9 +62,9 @@ LAYERS: dict[str, tuple[int, ...]] = {
     "translation": (9,),
     "export": (9,),
     "style_transfer": (9,),  # ganforge.stylize: the Gatys optimisation and its record
+    "doctor": (9, 4),  # ganforge doctor: findings over a run's metrics and samples (training watches with it)
     "training": (9, 5),  # ganforge.train / resume / plan_resume
     "toy_runs": (9, 6),  # ganforge toy's runs and side-by-side comparisons
-    "doctor": (9, 7),  # ganforge doctor: findings over a run's metrics and samples
     "api": (10,),
     "cli": (11,),
     "cli_latent": (11,),

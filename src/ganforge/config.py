@@ -189,6 +189,7 @@ class TrainConfig:
     eval_n: int = 2000  # generated (and reference) images per evaluation
     eval_extractor: str | None = None  # feature extractor (None: fmnist for small grayscale, else inception)
     progress: bool = True  # show a progress bar
+    health_every: int = 10  # the doctor's rules over the rows so far, every this many log rows (0 = off)
 
     def __post_init__(self) -> None:
         if isinstance(self.data, str):  # TrainConfig(data="mnist")
@@ -215,7 +216,7 @@ class TrainConfig:
                      "epochs", "lbfgs_max_iter", "threads"):
             positive(name)
         for name in ("sample_every", "ckpt_every", "ema_start", "ema_bn_batches", "eval_every", "weight_decay",
-                     "momentum"):
+                     "momentum", "health_every"):
             positive(name, allow_zero=True)
         if self.steps is not None and self.epochs is not None:
             raise GanforgeError("Give either steps or epochs, not both.")

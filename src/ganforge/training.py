@@ -11,6 +11,7 @@ from typing import Any
 
 from .checkpoint import load_checkpoint
 from .config import DATA_ALIASES, TASK_ALIASES, TrainConfig, config_from_dict, parse_override
+from .doctor.live import watch
 from .errors import GanforgeError
 from .families import family_of
 from .pipelines import resolve_device
@@ -29,6 +30,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> RunRes
     asked = cfg.threads if cfg.threads is not None or resume else family_of(cfg.model).threads
     with use_threads(asked, recorded, announce=_says_threads(cfg)) as n:
         run = build_run(dataclasses.replace(cfg, threads=n), run_dir, resume=resume)
+        watch(run.trainer)  # the doctor's rules every health_every log rows (main process)
         try:
             return run.fit()
         finally:
@@ -41,7 +43,7 @@ def _says_threads(cfg: TrainConfig) -> bool:
 
 
 RESUME_CHANGES = ("steps", "epochs", "progress", "log_every", "sample_every", "ckpt_every", "keep_ckpts", "device",
-                  "precision", "eval_every", "eval_n", "threads")  # what may change when a run continues
+                  "precision", "eval_every", "eval_n", "threads", "health_every")  # what a continued run may change
 
 
 def plan_resume(run_dir: str | Path, changes: dict[str, Any] | None = None,
@@ -118,6 +120,7 @@ def resume(run_dir: str | Path, changes: dict[str, Any] | None = None,
     asked, recorded = (cfg.threads, changed["threads"][0]) if "threads" in changed else (None, cfg.threads)
     with use_threads(asked, recorded, announce=_says_threads(cfg)) as n:
         run = build_run(dataclasses.replace(cfg, threads=n), run_dir, resume=not restart, restart=restart)
+        watch(run.trainer)
         try:
             return run.fit()
         finally:

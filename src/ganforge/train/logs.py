@@ -49,7 +49,7 @@ class TensorBoard:
 
     def on_log(self, row: dict) -> None:
         for k, v in row.items():
-            if k != "step":
+            if k != "step" and isinstance(v, (int, float)):  # numbers only: a health row holds a list
                 self.writer.add_scalar(k, v, row["step"])
 
     def on_sample(self, path: Path, step: int) -> None:
@@ -61,7 +61,8 @@ class TensorBoard:
 
 
 class ProgressBar:
-    """A tqdm bar over the steps, showing the latest value of each logged number (losses, evaluations)."""
+    """A tqdm bar over the steps, showing the latest value of each logged number (losses, evaluations) and,
+    while the latest ``health`` row lists a warning or an error, their kinds (``doctor=d_wins``)."""
 
     def __init__(self, total: int, initial: int) -> None:
         import warnings
@@ -79,7 +80,13 @@ class ProgressBar:
         self.bar.update(step - self.bar.n)
 
     def on_log(self, row: dict) -> None:
-        self.shown.update({k: f"{v:.3g}" for k, v in row.items() if k not in ("step", "lr_g_factor")})
+        self.shown.update({k: f"{v:.3g}" for k, v in row.items()
+                           if k not in ("step", "lr_g_factor") and isinstance(v, (int, float))})
+        if isinstance(row.get("health"), list):  # the newest health row replaces the flag; an empty one clears it
+            kinds = [h.get("kind", "?") for h in row["health"] if h.get("severity") in ("warning", "error")]
+            self.shown.pop("doctor", None)
+            if kinds:
+                self.shown["doctor"] = ",".join(dict.fromkeys(kinds))
         self.bar.set_postfix(self.shown, refresh=False)
 
     def close(self) -> None:

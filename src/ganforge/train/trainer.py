@@ -109,6 +109,7 @@ class Trainer:
         self.events = Events()
         self.stopped_by: str | None = None  # why fit() ended before total_steps: request | SIGINT | SIGTERM
         self.last_checkpoint: Path | None = resume.path if resume is not None else None  # the newest step checkpoint
+        self._rows: list[dict[str, Any]] = []  # rows given to log() while an on_log emit is in progress
 
         if cfg.precision == "fp16" and device.type != "cuda":
             raise GanforgeError("precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU.")
@@ -288,10 +289,24 @@ class Trainer:
         if improved:
             self.best = {"name": result["name"], "value": result["value"], "step": self.step}
         if self.is_main:
-            self.events.emit("on_log", {"step": self.step, **{f"eval_{k}": v for k, v in result.items()
-                                                             if isinstance(v, (int, float)) and k != "value"}})
+            self.log({"step": self.step, **{f"eval_{k}": v for k, v in result.items()
+                                            if isinstance(v, (int, float)) and k != "value"}})
         if improved:
             self.save("best")
+
+    def log(self, row: dict[str, Any]) -> None:
+        """Send ``row`` ({"step": int, ...}) to every on_log subscriber: metrics.jsonl appends it, TensorBoard
+        and the progress bar show its numbers. Main process only. Given from an on_log subscriber (the doctor's
+        health rows), it follows the row being sent, once every subscriber has seen that one."""
+        self._rows.append(row)
+        if len(self._rows) > 1:  # an emit is in progress: the loop below sends it next
+            return
+        try:
+            while self._rows:
+                self.events.emit("on_log", self._rows[0])
+                self._rows.pop(0)
+        finally:
+            self._rows.clear()
 
     # ------------------------------------------------------------------ stopping
     def request_stop(self, reason: str = "request") -> None:
@@ -472,7 +487,7 @@ class Trainer:
             if self.step % cfg.log_every == 0 or self.step == self.total_steps or stop is not None:
                 if self.is_main:  # the other ranks skip the row and its device-to-host copies
                     dt = time.perf_counter() - t0
-                    self.events.emit("on_log", {
+                    self.log({
                         "step": self.step, **{k: round(float(v) / n_acc, 6) for k, v in acc.items()},
                         "img_per_s": round(images_per_step * (self.step - steps0) / max(dt, 1e-9), 2),
                         "lr_g_factor": round(lr_factor(self.step, self.total_steps, cfg.lr_schedule,

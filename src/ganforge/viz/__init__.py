@@ -111,12 +111,25 @@ LEGEND_NAMES = {"D_real": "D(x), real", "D_fake": "D(G(z)), fake", "gp": "gradie
 EVAL_PLOTTED = ("eval_fid", "eval_kid", "eval_is", "eval_precision", "eval_recall", "eval_density", "eval_coverage")
 
 
+def health_onsets(rows: list[dict]) -> list[tuple[int, str, str]]:
+    """(step, kind, severity) of each finding where it began: the health rows of metrics.jsonl (the doctor's, written
+    during training) in which a kind appears that the health row before did not list."""
+    onsets, before = [], set()
+    for r in rows:
+        if isinstance(r.get("health"), list) and "step" in r:
+            now = {h.get("kind"): h.get("severity") for h in r["health"] if isinstance(h, dict)}
+            onsets += [(int(r["step"]), str(k), str(v)) for k, v in now.items() if k not in before]
+            before = set(now)
+    return onsets
+
+
 def plot_losses(metrics_path: str | Path, out: str | Path, title: str = "", score: str = "D output",
                 probabilities: bool = True) -> Path | None:
     """Panels of metrics.jsonl against step: every loss_* column; D_real / D_fake (``score`` names them:
     a probability when ``probabilities``, else a critic's score); the gradient penalty (gp) when logged;
     the evaluations made during training (eval_fid, eval_kid ...) when there are any. Few points are
-    drawn as markers, so a run with one logged step still shows it."""
+    drawn as markers, so a run with one logged step still shows it. Where the doctor's health rows say that a
+    finding began, a dashed vertical line on every panel, labelled with its kind on the first."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -154,6 +167,12 @@ def plot_losses(metrics_path: str | Path, out: str | Path, title: str = "", scor
         if any(series(k) for k in keys):
             ax.legend()
         ax.grid(alpha=0.3)
+    for step, kind, severity in health_onsets(rows):
+        for i, ax in enumerate(axes[0]):
+            ax.axvline(step, color="red" if severity == "error" else "orange", linestyle="--", linewidth=1)
+            if i == 0:
+                ax.text(step, 1.0, f" {kind}", transform=ax.get_xaxis_transform(), rotation=90, va="top",
+                        fontsize=8, color="red" if severity == "error" else "darkorange")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
