@@ -171,7 +171,7 @@ def plot_losses(metrics_path: str | Path, out: str | Path, title: str = "", scor
         for i, ax in enumerate(axes[0]):
             ax.axvline(step, color="red" if severity == "error" else "orange", linestyle="--", linewidth=1)
             if i == 0:
-                ax.text(step, 1.0, f" {kind}", transform=ax.get_xaxis_transform(), rotation=90, va="top",
+                ax.text(step, 0.97, f" {kind}", transform=ax.get_xaxis_transform(), rotation=90, va="top", ha="right",
                         fontsize=8, color="red" if severity == "error" else "darkorange")
     if title:
         fig.suptitle(title)
