@@ -159,12 +159,12 @@ def load(path: str | Path, which: str = "latest", device: str | torch.device = "
         load_state_into(net, ckpt.weights.get(net_name, {}), f"{net_name} of model {name!r}", ckpt.path)
         net.to(dev).eval()
     ema = {}
-    for key, sd in ckpt.weights.items():
-        if key.startswith("ema."):
-            net_name = key[4:]
-            e = spec.build(model_cfg)[net_name]
-            load_state_into(e, sd, f"EMA {net_name} of model {name!r}", ckpt.path)
-            ema[net_name] = e.to(dev).eval()
+    averaged = [key[4:] for key in ckpt.weights if key.startswith("ema.")]
+    copies = spec.build(model_cfg) if averaged else {}  # one more build holds every EMA copy
+    for net_name in averaged:
+        e = copies[net_name]
+        load_state_into(e, ckpt.weights[f"ema.{net_name}"], f"EMA {net_name} of model {name!r}", ckpt.path)
+        ema[net_name] = e.to(dev).eval()
     settings = family.pipeline.settings_from_meta(meta)
     return family.pipeline(name, model_cfg, nets, ema, settings, dev, path=ckpt.path, step=meta.get("step"),
                            meta=meta)

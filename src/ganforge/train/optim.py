@@ -85,3 +85,13 @@ def build_optimizer(phase: Phase, params: Iterable[torch.nn.Parameter], cfg: Tra
 def needs_closure(opt: torch.optim.Optimizer) -> bool:
     """Whether ``opt.step`` must be given a closure that re-evaluates the loss (L-BFGS)."""
     return isinstance(opt, torch.optim.LBFGS)
+
+
+def lr_factor(step: int, total: int, schedule: str, decay_start: float) -> float:
+    """Multiplier of the base learning rate at ``step``: 1, or 1 then linear decay to 0 at ``total``."""
+    if schedule == "constant":
+        return 1.0
+    start = int(total * decay_start)
+    if step < start:
+        return 1.0
+    return max(0.0, (total - step) / max(1, total - start))

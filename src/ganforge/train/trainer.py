@@ -31,47 +31,14 @@ from ..metrics.evaluation import better
 from ..tasks import Phase, Task
 from ..viz import plot_losses, save_gif, to_uint8
 from .distributed import DistInfo, all_gather_object, convert_sync_bn, sync_buffers, wrap_ddp
-from .ema import EMA, has_batchnorm, make_ema, recompute_batchnorm
+from .ema import EMA, has_batchnorm, recompute_batchnorm
 from .events import Events
 from .logs import DurationNotice, MetricsFile, ProgressBar, TensorBoard
-from .optim import build_optimizer, check_phase_names, needs_closure
+from .optim import build_optimizer, check_phase_names, lr_factor, needs_closure
+from .rng import rng_state, set_rng_state, to_cpu
 from .stop import StopRequest
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def lr_factor(step: int, total: int, schedule: str, decay_start: float) -> float:
-    """Multiplier of the base learning rate at ``step``: 1, or 1 then linear decay to 0 at ``total``."""
-    if schedule == "constant":
-        return 1.0
-    start = int(total * decay_start)
-    if step < start:
-        return 1.0
-    return max(0.0, (total - step) / max(1, total - start))
-
-
-def rng_state(device: torch.device) -> dict[str, Any]:
-    state = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["cpu"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def _to_cpu(obj: Any) -> Any:
-    """``obj`` with every tensor in its dicts, lists and tuples moved to the CPU (as resume reads it back)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_cpu(v) for v in obj)
-    return obj
 
 
 class Trainer:
@@ -119,8 +86,7 @@ class Trainer:
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         for net in self.raw.values():
             net.to(device=device, memory_format=memory_format)
-        self.ema = ema if ema is not None else make_ema(self.raw, task.ema_nets, cfg.ema_decay, device,
-                                                         cfg.channels_last)  # the pipeline generates with these
+        self.ema = dict(ema or {})  # the EMA copies build_run made, which the inference object generates with
         self._ema_stats_step = -1  # the step whose EMA batch-norm statistics were last re-estimated
         state = None
         if resume is not None:
@@ -203,7 +169,7 @@ class Trainer:
             "sched": {k: s.state_dict() for k, s in self.schedulers.items()},
             "scaler": {k: s.state_dict() for k, s in self.scalers.items()},
             "rng": all_gather_object(rng_state(self.device), self.dist),
-            "task": all_gather_object(_to_cpu(self.task.state_dict()), self.dist),
+            "task": all_gather_object(to_cpu(self.task.state_dict()), self.dist),
         }
 
     def save(self, name: str | None = None) -> Path | None:
