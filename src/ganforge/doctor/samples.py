@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ..data import load_dataset
+from ..config import config_from_dict
 from ..errors import GanforgeError
 from ..families import family_of, load
 from ..metrics.fmnist import FashionFeatureExtractor
@@ -39,7 +39,7 @@ def class_entropy(logits: torch.Tensor) -> float:
     """Entropy in bits of the histogram of predicted classes (argmax of ``logits`` [N, K])."""
     counts = torch.bincount(logits.argmax(1), minlength=logits.shape[1]).double()
     p = counts[counts > 0] / counts.sum()
-    return float(-(p * p.log2()).sum())
+    return float(-(p * p.log2()).sum()) + 0.0  # + 0.0: one class gives 0, not -0
 
 
 def neighbour_correlation(images: torch.Tensor) -> float:
@@ -66,15 +66,11 @@ def _describe(images: torch.Tensor, extractor: FashionFeatureExtractor | None) -
     return {"diversity": pairwise_distance(images.double().flatten(1) / 255)}
 
 
-def _real_images(config: dict, n: int) -> torch.Tensor | None:
-    data = (config.get("config") or {}).get("data") or {}
-    name = data.get("name") or (config.get("dataset") or {}).get("name")
-    if not name:
-        return None
-    dataset = config.get("dataset") or {}
+def _real_images(pipe, config: dict, n: int) -> torch.Tensor | None:
+    """``n`` training images (a seeded pick), as the run's family loads its data; None when they cannot be read."""
     try:
-        real = load_dataset(name, data.get("root"), data.get("split", "train"), dataset.get("image_size"),
-                            dataset.get("channels")).images
+        cfg = config_from_dict(config.get("config") or {})
+        real = family_of(pipe).load_data(cfg, cfg.data.split, False).images
     except (GanforgeError, OSError, ValueError, RuntimeError):
         return None
     pick = torch.randperm(real.shape[0], generator=torch.Generator().manual_seed(0))[:n]
@@ -107,7 +103,7 @@ def check_samples(run_dir: str | Path, config: dict, step: int | None = None, n:
     c, h, w = images.shape[1:]
     extractor = FashionFeatureExtractor() if (c, h, w) == (1, 28, 28) else None
     fake = _describe(images, extractor)
-    real_images = _real_images(config, n)
+    real_images = _real_images(pipe, config, n)
     evidence = {**at, "samples": n, "seed": 0, "space": "fmnist features" if extractor else "pixels",
                 "diversity": round(fake["diversity"], 4)}
     if real_images is not None and real_images.shape[1:] == images.shape[1:]:
