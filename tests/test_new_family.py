@@ -5,6 +5,7 @@ entry points as the built-in families, without a change to any shared file of ga
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,3 +150,51 @@ def test_a_family_defined_in_a_test_goes_through_every_entry_point(blobs, tmp_pa
         picture = np.asarray(Image.open(io.BytesIO(r.content)))
         assert picture.shape[0] >= 28 and picture.std() > 0
     capsys.readouterr()
+
+
+def _count_args(parser) -> None:
+    parser.add_argument("run")
+    parser.add_argument("--times", type=int, default=1)
+
+
+def _count_run(args) -> int:
+    model = ganforge.load(args.run)
+    if args.times < 1:
+        raise ganforge.GanforgeError(f"--times must be at least 1, got {args.times}.")
+    print(f"{model.name} at step {model.step}, {args.times} time(s)")
+    return 0
+
+
+def _held_out_mean(model, n=None, seed=0, **_):
+    images = model.sample(n or 8, seed=seed)
+    return {"source": str(model.path), "step": model.step, "protocol": "mean pixel of the samples",
+            "rows": [{"name": "blob", "mean": float(images.mean())}, {"name": "zero", "mean": 0.0}]}
+
+
+def test_a_family_adds_a_command_and_its_own_evaluation(tmp_path, capsys):
+    from ganforge.families import FamilyCommand
+
+    count = FamilyCommand("blobcount", "say what a blob run is", _count_args, _count_run)
+    with pytest.raises(ValueError, match="must be in offers"):
+        Family("blobs2", (BLOB,), BlobTask, BlobPipeline, frozenset({"sample"}), image_data, commands=(count,))
+    family = Family("blobs2", (BLOB,), BlobTask, BlobPipeline, frozenset({"sample", "blobcount"}), image_data,
+                    commands=(count,), evaluate=_held_out_mean)
+    register_family(family)
+    try:
+        root = make_idx_dataset(tmp_path / "fmnist")
+        ganforge.train(_cfg(root, 2), tmp_path / "run")
+        capsys.readouterr()
+        assert main(["blobcount", str(tmp_path / "run"), "--times", "3"]) == 0
+        assert "blob at step 2, 3 time(s)" in capsys.readouterr().out
+        assert main(["blobcount", str(tmp_path / "run"), "--times", "0"]) == 2
+        assert "--times must be at least 1, got 0." in capsys.readouterr().err
+        assert main(["eval", str(tmp_path / "run"), "--n", "4"]) == 0
+        out = capsys.readouterr().out
+        assert out.splitlines()[0] == "mean pixel of the samples" and "zero" in out and "0.0000" in out
+        result = ganforge.evaluate(tmp_path / "run", n=4, record=False)
+        assert result["rows"][1] == {"name": "zero", "mean": 0.0} and result["step"] == 2
+        recorded = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+        assert [r["eval"]["protocol"] for r in recorded if "eval" in r] == ["mean pixel of the samples"]
+    finally:
+        unregister_family(family.name)
+    assert main(["blobcount", str(tmp_path / "run")]) == 2  # gone with its family

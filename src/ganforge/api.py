@@ -18,6 +18,7 @@ from .doctor import diagnose as doctor
 from .errors import GanforgeError
 from .families import family_of, load, model_spec
 from .metrics.evaluation import evaluate as evaluate_samples
+from .metrics.evaluation import record_result
 from .models import count_parameters
 from .pipelines import Pipeline, resolve_device
 from .style_transfer import stylize
@@ -49,7 +50,15 @@ def evaluate(source: str | Path | Pipeline, against: str | None = None, metrics=
     if model is None and not (path.suffix == ".npz" and path.is_file()) and not (
             path.is_dir() and not (path / "checkpoints").is_dir() and not (path / "meta.json").is_file()):
         model = load(path, ckpt, device)
-    if model is not None and not family_of(model).can("eval"):
+    family = family_of(model) if model is not None else None
+    if family is not None and family.evaluate is not None:  # the family's own protocol (held-out pairs ...)
+        result = family.evaluate(model, against=against, metrics=metrics, extractor=extractor, n=n, seed=seed,
+                                 weights=weights, device=device, batch_size=batch_size, data_root=data_root,
+                                 split=split, progress=progress)
+        if record:
+            record_result(model, result)
+        return result
+    if family is not None and not family.can("eval"):
         what = ("generates points, not images" if family_of(model).can("points") else
                 "translates images; evaluate it on held-out pairs with ganforge translate RUN --split test")
         raise GanforgeError(f"{model.source!r} is a {model.name} model: it {what}.")

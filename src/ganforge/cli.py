@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_doctor.add_parser(sub)
 
+    _add_family_commands(sub)
+
     i = sub.add_parser("info", help="print parameter counts of a model as JSON", formatter_class=fmt,
                        epilog=_registry_text())
     i.add_argument("model")
@@ -118,6 +120,23 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--norm", help="pix2pix norm: batch | instance | none")
     i.add_argument("options", nargs="*", help="model options as key=value (e.g. ngf=32 arch=tutorial)")
     return p
+
+
+def _add_family_commands(sub) -> None:
+    """The verbs that model families add (each family's ``commands``), after the built-in ones; each parser
+    remembers the function that runs it."""
+    from .families import FAMILIES
+
+    taken = set(sub.choices) | {"info"}
+    for name in FAMILIES:
+        for command in FAMILIES.get(name).commands:
+            if command.name in taken:
+                raise ValueError(f"family {name!r} adds the command {command.name!r}, which ganforge already has")
+            taken.add(command.name)
+            c = sub.add_parser(command.name, help=command.help, epilog=command.epilog or None,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+            command.add_arguments(c)
+            c.set_defaults(family_command=command.run)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -322,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if _rank() > 0:  # under torchrun rank 0 says it once
             warnings.simplefilter("ignore")
+        if getattr(args, "family_command", None) is not None:
+            return args.family_command(args)
         return {"train": cmd_train, "sample": cmd_sample, "eval": _cmd_eval, "info": cmd_info,
                 "toy": _cmd_toy, "translate": _cmd_translate, "latent": _cmd_latent,
                 "export": _cmd_export, "studio": _cmd_studio, "stylize": _cmd_stylize,

@@ -60,7 +60,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def eval_table(result: dict) -> str:
-    """``ganforge eval``'s result for people: what was measured against what, then one line a number."""
+    """``ganforge eval``'s result for people: what was measured against what, then one line a number (a family's
+    own protocol: its sentence, then its rows as a table)."""
+    if "rows" in result:
+        return _rows_table(result)
     ref = result.get("reference") or {}
     ref_text = {"dataset": f"{ref.get('name')} {ref.get('split')} ({ref.get('n')} images)",
                 "folder": f"the folder {ref.get('path')} ({ref.get('n')} images)",
@@ -95,4 +98,20 @@ def eval_table(result: dict) -> str:
         lines.append("Every number and the protocol (--json prints them) were added to the run's metrics.jsonl.")
     else:
         lines.append("Every number and the protocol: --json.")
+    return "\n".join(lines)
+
+
+def _rows_table(result: dict) -> str:
+    """A family's evaluation (``{"protocol": sentence, "rows": [{column: value}, ...]}``) as an aligned table."""
+    rows = result["rows"]
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+
+    def text(v) -> str:
+        return f"{v:.4f}" if isinstance(v, float) else "-" if v is None else str(v)
+
+    cells = [[text(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = [result.get("protocol", result.get("source", ""))]
+    lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    lines += ["  " + "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
     return "\n".join(lines)

@@ -32,7 +32,7 @@ from ..models.pix2pix import load_state_file
 from ..pipelines import Pipeline, resolve_device
 from ..registry import Registry
 from . import cyclegan, fast_style, gan, pix2pix, toy
-from .base import VERBS, Family, ReferenceFiles, ReferenceImporter
+from .base import VERBS, Family, FamilyCommand, ReferenceFiles, ReferenceImporter
 
 FAMILIES: Registry[Family] = Registry("model family")
 _MODEL_FAMILY: dict[str, str] = {}  # model name -> its family's name
@@ -170,6 +170,6 @@ def load(path: str | Path, which: str = "latest", device: str | torch.device = "
                            meta=meta)
 
 
-__all__ = ["FAMILIES", "MODELS", "VERBS", "Family", "ModelIndex", "ReferenceFiles", "ReferenceImporter",
-           "build_model", "complete_options", "family_of", "import_reference", "load", "model_config",
-           "model_names", "model_spec", "new_pipeline", "register_family", "unregister_family"]
+__all__ = ["FAMILIES", "MODELS", "VERBS", "Family", "FamilyCommand", "ModelIndex", "ReferenceFiles",
+           "ReferenceImporter", "build_model", "complete_options", "family_of", "import_reference", "load",
+           "model_config", "model_names", "model_spec", "new_pipeline", "register_family", "unregister_family"]

@@ -8,6 +8,7 @@ model up in :mod:`ganforge.families` and call these hooks; none of them names a 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,6 +67,24 @@ class ReferenceImporter:
 
 
 @dataclass(frozen=True)
+class FamilyCommand:
+    """A command-line verb a family adds to ``ganforge`` (``ganforge upscale``), with the same habits as the
+    built-in ones: ``add_arguments(parser)`` declares its options on its own sub-parser; ``run(args)`` does the
+    work through the Python API and returns the exit status (a user's mistake: raise ``GanforgeError``)."""
+
+    name: str
+    help: str  # one line for ``ganforge --help``
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    epilog: str = ""
+
+
+# What a family's own held-out evaluation returns for ``ganforge eval RUN`` / ``ganforge.evaluate(model)`` on
+# its models: (model, options of evaluate) -> one JSON-able dict with a "table" of rows for people.
+Evaluator = Callable[..., "dict[str, Any]"]
+
+
+@dataclass(frozen=True)
 class Family:
     """One model family: everything shared code needs to train, load, show and export its models."""
 
@@ -82,11 +101,17 @@ class Family:
     configure: Callable[[str | None, dict[str, Any], list[str] | None], TrainConfig] | None = None
     threads: int | None = None  # CPU threads its new runs take unless told (None: the thread policy's choice)
     description: str = ""
+    commands: tuple[FamilyCommand, ...] = ()  # command-line verbs of its own (each also one of its offers)
+    evaluate: Evaluator | None = None  # its own evaluation protocol, used by `ganforge eval` instead of FID
 
     def __post_init__(self) -> None:
-        unknown = set(self.offers) - VERBS
+        own = {c.name for c in self.commands}
+        unknown = set(self.offers) - VERBS - own
         if unknown:
-            raise ValueError(f"family {self.name!r} offers unknown verbs {sorted(unknown)}; known: {sorted(VERBS)}")
+            raise ValueError(f"family {self.name!r} offers unknown verbs {sorted(unknown)}; known: {sorted(VERBS)}"
+                             " and the names of its commands")
+        if own - set(self.offers):
+            raise ValueError(f"family {self.name!r}: its commands {sorted(own - set(self.offers))} must be in offers")
         if not self.models:
             raise ValueError(f"family {self.name!r} has no models")
         if not (isinstance(self.task, type) and issubclass(self.task, Task)):

@@ -395,11 +395,19 @@ def evaluate(
                              "this result was not added to the run's metrics.jsonl")
         record = False
     if record and model is not None:
-        run_dir = model.path.parent.parent
-        if (run_dir / "metrics.jsonl").is_file():
-            with open(run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps({"step": model.step, "eval": result}) + "\n")
+        record_result(model, result)
     return result
+
+
+def record_result(model, result: dict[str, Any]) -> None:
+    """Append an evaluation ``result`` of a run's checkpoint to the run's metrics.jsonl (nothing for a model
+    that is not in a run folder)."""
+    if model.path is None:
+        return
+    run_dir = Path(model.path).parent.parent
+    if (run_dir / "metrics.jsonl").is_file():
+        with open(run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"step": model.step, "eval": result}) + "\n")
 
 
 def training_evaluator(data, metric: str, n: int, extractor: str | None, device: torch.device, seed: int = 0,
