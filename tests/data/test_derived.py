@@ -1,6 +1,9 @@
-"""Derived pairs: edges, gray, low resolution, inpainting; the fashion and photos sources; derive=."""
+"""Derived pairs: edges, gray, low resolution, inpainting, noise; the fashion and photos sources; derive=."""
 
 from __future__ import annotations
+
+import hashlib
+import math
 
 import numpy as np
 import pytest
@@ -18,6 +21,7 @@ from ganforge.data.derived import (
     inpaint_masks,
     lowres,
     masked,
+    noisy,
     photo_crops,
 )
 from ganforge.data.idx import read_idx
@@ -113,8 +117,50 @@ def test_inpaint_masks_are_constant_and_the_rest_is_untouched():
     assert not torch.equal(inpaint_masks(8, 32, 32, seed=1), mask)
 
 
+def _mid_gray(n: int, c: int, size: int) -> torch.Tensor:
+    """uint8 images in 90..165 (different per image), far enough from 0 and 255 that noise of sigma 25
+    is almost never clipped."""
+    return torch.from_numpy(np.random.default_rng(7).integers(90, 166, (n, c, size, size), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("name, sigma", [("noise", 25.0), ("noise15", 15.0), ("noise50", 50.0)])
+def test_noise_has_the_named_sigma_and_no_bias(name, sigma):
+    x = _mid_gray(8, 3, 32)
+    a = derived.derive(name, x)
+    assert a.dtype == torch.uint8 and a.shape == x.shape
+    diff = a.double() - x.double()
+    clipped = ((a == 0) | (a == 255)).double().mean().item()
+    assert clipped < (0.01 if sigma < 50 else 0.2)
+    if sigma < 50:  # unclipped: the sample std of 24576 draws is within 3% of sigma (rounding adds 1/12 variance)
+        assert abs(diff.std().item() - math.sqrt(sigma**2 + 1 / 12)) < 0.03 * sigma
+        assert abs(diff.mean().item()) < 0.05 * sigma
+    assert 0.8 * sigma < diff.std().item() < 1.02 * sigma
+
+
+def test_noise_is_drawn_from_the_seed_and_the_image_content():
+    x = _mid_gray(6, 1, 16)
+    a = noisy(x, 25.0)
+    pixels = x.numpy()
+    for i in range(6):  # the documented recipe, written out
+        h = int.from_bytes(hashlib.blake2b(pixels[i].tobytes(), digest_size=8).digest(), "little")
+        expected = np.clip(np.rint(pixels[i] + np.float32(25) * np.random.default_rng((0, h)).standard_normal(
+            pixels.shape[1:], dtype=np.float32)), 0, 255)
+        np.testing.assert_array_equal(a[i].numpy(), expected)
+    assert torch.equal(noisy(x[3:5], 25.0), a[3:5])  # the same noise whatever the batch or position
+    assert torch.equal(noisy(x.flip(0), 25.0), a.flip(0))
+    assert not torch.equal(noisy(x, 25.0, seed=1), a)
+    noise = a.double() - x.double()
+    assert not torch.equal(noise[0], noise[1])  # different images, different noise
+    assert torch.equal(noisy(x, 0.0), x)
+    assert isinstance(noisy(x.numpy(), 25.0), np.ndarray)
+    with pytest.raises(GanforgeError, match=r"The noise sigma must be >= 0 pixel levels \(25 in the denoising "
+                                            r"papers\), got -1"):
+        noisy(x, -1)
+
+
 def test_derivation_registry():
-    assert DERIVATIONS.names() == ["edges", "gray2color", "inpaint", "lowres2", "lowres4", "softedges"]
+    assert DERIVATIONS.names() == ["edges", "gray2color", "inpaint", "lowres2", "lowres4", "noise", "noise15",
+                                   "noise50", "softedges"]
     x = _noise(3, 3, 16, 16)
     for name in DERIVATIONS:
         a = derived.derive(name, x)
@@ -201,6 +247,17 @@ def test_derive_from_a_registered_dataset(idx_root):
     raw = torch.from_numpy(read_idx(next(idx_root.glob("train-images*"))).copy())
     assert data.name == "lowres2-fashion-mnist"
     assert torch.equal(data.B[:, 0], raw) and torch.equal(data.A, lowres(data.B, 2))
+
+
+def test_derive_noise_from_a_registered_dataset(idx_root):
+    data = load_paired("fashion-mnist", root=str(idx_root), derive="noise", load_size=28, crop_size=28, flip=False)
+    test = load_paired("fashion-mnist", root=str(idx_root), split="test", derive="noise", load_size=28,
+                       crop_size=28, flip=False)
+    assert data.name == "noise-fashion-mnist"
+    assert torch.equal(data.A, noisy(data.B, 25.0)) and torch.equal(test.A, noisy(test.B, 25.0))
+    again = load_paired("fashion-mnist", root=str(idx_root), split="test", derive="noise", load_size=28,
+                        crop_size=28, flip=False)
+    assert torch.equal(again.A, test.A)  # the held-out pairs are the same every time
 
 
 def test_derive_from_a_folder(tmp_path):

@@ -12,6 +12,9 @@ lowres2/4      super-resolution x2 / x4: B averaged over 2x2 / 4x4 blocks, then 
                to H x W (so A and B have equal sizes), B's channels
 inpaint        B with 1 to 3 random rectangles (each side 1/8 to 1/2 of the image) set to gray 127,
                the rectangles drawn from (seed 0, image index)
+noise          denoising: B plus Gaussian noise of sigma 25 pixel levels (as DnCNN, Zhang et al. 2017),
+noise15/50     rounded and clipped to 0..255; the noise is drawn from (seed 0, a hash of the image), so
+               an image always gets the same noise, wherever it stands; sigma 15 / 50 for noise15 / 50
 =============  ======================================================================================
 
 Image sources:
@@ -28,8 +31,8 @@ Image sources:
   Grayscale photos (camera, ...) are left out so every target has colour.
 
 Registered names in ``PAIRED_DATASETS`` are ``<derivation>-<source>`` for every pair that makes sense
-(edges-fashion, softedges-fashion, lowres2-fashion, lowres4-fashion, inpaint-fashion, edges-photos,
-softedges-photos, gray2color-photos, lowres2-photos, lowres4-photos, inpaint-photos; gray2color-fashion
+(edges-fashion, softedges-fashion, lowres2-fashion, lowres4-fashion, inpaint-fashion, noise-fashion,
+noise15-fashion, noise50-fashion, and the same with -photos, plus gray2color-photos; gray2color-fashion
 is left out because Fashion-MNIST has no colour), plus pix2pix-style aliases for the edge maps:
 ``edges2fashion``, ``softedges2fashion``, ``edges2photos``, ``softedges2photos``.
 ``load_paired(source, derive=<derivation>)`` applies a derivation to any image dataset in
@@ -202,6 +205,29 @@ def masked(images: Images, seed: int = 0, start: int = 0, fill: int = INPAINT_FI
     return _like(torch.where(mask, torch.tensor(fill, dtype=torch.uint8), x), images)
 
 
+def noisy(images: Images, sigma: float = 25.0, seed: int = 0) -> Images:
+    """Denoising inputs: uint8 [N, C, H, W] plus Gaussian noise of standard deviation ``sigma`` pixel levels
+    (0..255 units), rounded and clipped to 0..255 (so the noise is slightly weaker than sigma where the
+    image is near black or white; the denoising papers add it to float images unclipped).
+
+    Image ``i`` draws its noise from ``numpy.random.default_rng((seed, h))`` with h the first 8 bytes of
+    the BLAKE2b hash of its pixels: the same image always gets the same noise, whatever its batch or
+    index, and a held-out image's noise is independent of the training images'. Being a fixed function of
+    the images, like every derivation, it gives training one noisy copy of each image, not fresh noise
+    every batch as DnCNN's training does.
+    """
+    if not sigma >= 0:
+        raise GanforgeError(f"The noise sigma must be >= 0 pixel levels (25 in the denoising papers), got {sigma!r}.")
+    x = _as_tensor(images)
+    out = np.empty(tuple(x.shape), dtype=np.uint8)
+    pixels = x.contiguous().numpy()
+    for i in range(pixels.shape[0]):
+        h = int.from_bytes(hashlib.blake2b(pixels[i].tobytes(), digest_size=8).digest(), "little")
+        noise = np.random.default_rng((seed, h)).standard_normal(pixels.shape[1:], dtype=np.float32)
+        out[i] = np.clip(np.rint(pixels[i] + np.float32(sigma) * noise), 0, 255)
+    return _like(torch.from_numpy(out), images)
+
+
 def _gray2color(x: torch.Tensor) -> torch.Tensor:
     if x.shape[1] != 3:
         raise GanforgeError("gray2color needs colour (3-channel) images; these have 1 channel.")
@@ -216,6 +242,9 @@ DERIVATIONS.register("gray2color", _gray2color)
 DERIVATIONS.register("lowres2", lambda x: lowres(x, 2))
 DERIVATIONS.register("lowres4", lambda x: lowres(x, 4))
 DERIVATIONS.register("inpaint", lambda x: masked(x, seed=0))
+DERIVATIONS.register("noise", lambda x: noisy(x, 25.0))
+DERIVATIONS.register("noise15", lambda x: noisy(x, 15.0))
+DERIVATIONS.register("noise50", lambda x: noisy(x, 50.0))
 
 _CACHE: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 _CACHE_ENTRIES = 4
