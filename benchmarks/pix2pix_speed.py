@@ -12,8 +12,8 @@ with the loss halved; G update on the vanilla GAN loss of D(concat(A, fake)) + 1
                "random" registered here (paired batch fetch with random crop/flip and the uint8 -> float
                conversion included)
 
-After warm-up, each round times --steps steps of each variant in turn (order alternating); medians
-of the rounds are compared. Target: ganforge >= 0.97x plain.
+After warm-up, each round times --steps steps of each variant in turn (order alternating, by
+train_speed.time_rounds); medians of the rounds are compared. Target: ganforge >= 0.97x plain.
 """
 
 from __future__ import annotations
@@ -21,24 +21,28 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
-import time
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from ganforge.config import resolve_config
-from ganforge.data.pairs import PAIRED_DATASETS, PairedSource, SizeRule
-from ganforge.families import build_model
-from ganforge.train.run import build_run
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ganforge.config import resolve_config  # noqa: E402
+from ganforge.data.pairs import PAIRED_DATASETS, PairedSource, SizeRule  # noqa: E402
+from ganforge.families import build_model  # noqa: E402
+from ganforge.train.run import build_run  # noqa: E402
+from train_speed import time_rounds  # noqa: E402
 
 
-def make_plain(nets: dict, size: int, channels: int, batch: int):
-    G, D = nets["G"], nets["D"]
+def make_plain(nets: dict, size: int, channels: int, batch: int, device: str = "cpu"):
+    """One step of the plain loop as a function; moves ``nets`` to ``device``."""
+    G, D = nets["G"].to(device), nets["D"].to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    pairs = [(torch.rand(batch, channels, size, size) * 2 - 1, torch.rand(batch, channels, size, size) * 2 - 1)
-             for _ in range(4)]
+    pairs = [tuple((torch.rand(batch, channels, size, size) * 2 - 1).to(device) for _ in "AB") for _ in range(4)]
     count = 0
 
     def step() -> None:
@@ -75,15 +79,39 @@ def register_random_pairs(channels: int, n: int) -> None:
         PAIRED_DATASETS.register("random", PairedSource(load, "uniform noise pairs (benchmarks)"))
 
 
-def make_ganforge(options: dict, size: int, channels: int, batch: int, run_dir: str):
+def make_ganforge(options: dict, size: int, channels: int, batch: int, run_dir: str, device: str = "cpu"):
     """One step of ganforge's Trainer with the pix2pix task (built by build_run, as ganforge.train does)."""
     register_random_pairs(channels, max(8, 2 * batch))
     cfg = resolve_config(flags={
         "model": "pix2pix", "model_options": {k: options[k] for k in ("netG", "ngf", "ndf")}, "data": "random",
-        "image_size": size, "channels": channels, "batch_size": batch, "loss": "vanilla", "device": "cpu",
+        "image_size": size, "channels": channels, "batch_size": batch, "loss": "vanilla", "device": device,
         "progress": False, "steps": 10**6})
     run = build_run(cfg, run_dir, write=False)
     return run.trainer.train_step, run.task.nets
+
+
+def compare(netG: str, size: int, batch: int, channels: int = 3, ngf: int = 64, steps: int = 5, rounds: int = 4,
+            warmup: int = 2, device: str = "cpu", sync: Callable[[], None] = lambda: None) -> dict:
+    """ganforge's pix2pix step against the plain loop with the same networks, side by side: the medians
+    over the rounds of images/s and the ratio ganforge / plain (printed, and returned)."""
+    options = {"netG": netG, "ngf": ngf, "ndf": 64, "image_size": size, "input_nc": channels, "output_nc": channels}
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        gf_step, gf_nets = make_ganforge(options, size, channels, batch, tmp, device)
+        plain_step = make_plain(build_model("pix2pix", options), size, channels, batch, device)
+        params = {k: sum(q.numel() for q in v.parameters()) for k, v in gf_nets.items()}
+        print(f"pix2pix {netG} ngf {ngf}, {channels}x{size}x{size}, batch {batch} on {device}: "
+              f"G {params['G']:,} / D {params['D']:,} parameters", flush=True)
+        seconds = time_rounds({"plain": plain_step, "ganforge": gf_step}, rounds, steps, warmup, batch, sync)
+    rates = {k: statistics.median(batch * steps / s for s in v) for k, v in seconds.items()}
+    ratio = rates["ganforge"] / rates["plain"]
+    for name in ("plain", "ganforge"):
+        print(f"  {name:<8} {rates[name]:.2f} images/s ({1000 * batch / rates[name]:.1f} ms/step)")
+    print(f"  ganforge / plain = {ratio:.3f} (target >= 0.97) {'PASS' if ratio >= 0.97 else 'FAIL'}; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    return {"netG": netG, "image_size": size, "batch_size": batch, "channels": channels, "ngf": ngf,
+            "params": params, "images_per_s": rates, "ms_per_step": {k: 1000 * batch / v for k, v in rates.items()},
+            "ganforge_over_plain": ratio}
 
 
 def main() -> None:
@@ -99,35 +127,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=os.cpu_count())
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    options = {"netG": args.netG, "ngf": args.ngf, "ndf": 64, "image_size": args.size,
-               "input_nc": args.channels, "output_nc": args.channels}
-    torch.manual_seed(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        gf_step, gf_nets = make_ganforge(options, args.size, args.channels, args.batch_size, tmp)
-        plain_nets = build_model("pix2pix", options)
-        plain_step = make_plain(plain_nets, args.size, args.channels, args.batch_size)
-        params = {k: sum(q.numel() for q in v.parameters()) for k, v in gf_nets.items()}
-        print(f"pix2pix {args.netG} ngf {args.ngf}, {args.channels}x{args.size}x{args.size}, batch {args.batch_size}: "
-              f"G {params['G']:,} / D {params['D']:,} parameters, {args.threads} threads", flush=True)
-        steps = {"plain": plain_step, "ganforge": gf_step}
-        for fn in steps.values():
-            for _ in range(args.warmup):
-                fn()
-        seconds: dict[str, list[float]] = {k: [] for k in steps}
-        for r in range(args.rounds):
-            for name in (("plain", "ganforge") if r % 2 == 0 else ("ganforge", "plain")):
-                t0 = time.perf_counter()
-                for _ in range(args.steps):
-                    steps[name]()
-                seconds[name].append(time.perf_counter() - t0)
-            print(f"  round {r + 1}/{args.rounds} images/s: " + "  ".join(
-                f"{k} {args.batch_size * args.steps / v[-1]:.2f}" for k, v in seconds.items()), flush=True)
-    rates = {k: statistics.median(args.batch_size * args.steps / s for s in v) for k, v in seconds.items()}
-    ratio = rates["ganforge"] / rates["plain"]
-    print(f"  plain    {rates['plain']:.2f} images/s ({1000 * args.batch_size / rates['plain']:.0f} ms/step)")
-    print(f"  ganforge {rates['ganforge']:.2f} images/s ({1000 * args.batch_size / rates['ganforge']:.0f} ms/step)")
-    print(f"  ganforge / plain = {ratio:.3f} (target >= 0.97) {'PASS' if ratio >= 0.97 else 'FAIL'}; "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(f"{args.threads} threads")
+    compare(args.netG, args.size, args.batch_size, args.channels, args.ngf, args.steps, args.rounds, args.warmup)
 
 
 if __name__ == "__main__":

@@ -94,15 +94,19 @@ def weights_init(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
-def make_plain(size: int, channels: int, batch_size: int, bf16: bool) -> tuple[Callable[[], None], dict]:
-    """One step of the plain loop as a function, and its networks."""
-    G, D = plain_generator(size, channels), plain_discriminator(size, channels)
+def make_plain(size: int, channels: int, batch_size: int, bf16: bool, device: str = "cpu",
+               width: int = 64) -> tuple[Callable[[], None], dict]:
+    """One step of the plain loop as a function, and its networks (ngf = ndf = ``width``) on ``device``."""
+    G, D = plain_generator(size, channels, width), plain_discriminator(size, channels, width)
     G.apply(weights_init)
     D.apply(weights_init)
+    G.to(device)
+    D.to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=LR, betas=BETAS)
     opt_d = torch.optim.Adam(D.parameters(), lr=LR, betas=BETAS)
-    reals = [torch.rand(batch_size, channels, size, size) * 2 - 1 for _ in range(8)]  # in [-1, 1]
-    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else nullcontext
+    reals = [(torch.rand(batch_size, channels, size, size) * 2 - 1).to(device) for _ in range(8)]  # in [-1, 1]
+    device_type = torch.device(device).type
+    autocast = (lambda: torch.autocast(device_type, dtype=torch.bfloat16)) if bf16 else nullcontext
     count = 0
 
     def step() -> None:
@@ -114,7 +118,7 @@ def make_plain(size: int, channels: int, batch_size: int, bf16: bool) -> tuple[C
         opt_d.zero_grad(set_to_none=True)
         with autocast():
             with torch.no_grad():
-                fake = G(torch.randn(batch_size, NZ, 1, 1))
+                fake = G(torch.randn(batch_size, NZ, 1, 1, device=device))
             loss_d = F.softplus(-D(real).float()).mean() + F.softplus(D(fake).float()).mean()
         loss_d.backward()
         opt_d.step()
@@ -122,7 +126,7 @@ def make_plain(size: int, channels: int, batch_size: int, bf16: bool) -> tuple[C
         D.requires_grad_(False)
         opt_g.zero_grad(set_to_none=True)
         with autocast():
-            loss_g = F.softplus(-D(G(torch.randn(batch_size, NZ, 1, 1))).float()).mean()
+            loss_g = F.softplus(-D(G(torch.randn(batch_size, NZ, 1, 1, device=device))).float()).mean()
         loss_g.backward()
         opt_g.step()
 
@@ -144,13 +148,16 @@ if "random" not in DATASETS:
     DATASETS.register("random", random_images)
 
 
-def make_ganforge(size: int, channels: int, batch_size: int, precision: str,
-                  run_dir: str) -> tuple[Callable[[], None], dict]:
-    """One step of ganforge's Trainer (built by build_run, as ganforge.train does), and its networks."""
-    cfg = resolve_config(flags={
-        "model": "dcgan", "model_options": {"ngf": 64, "ndf": 64}, "data": "random", "image_size": size,
-        "channels": channels, "batch_size": batch_size, "precision": precision, "device": "cpu", "progress": False,
-        "steps": 10**6})
+def make_ganforge(size: int, channels: int, batch_size: int, precision: str, run_dir: str, device: str = "cpu",
+                  preset: str | None = None, **flags) -> tuple[Callable[[], None], dict]:
+    """One step of ganforge's Trainer (built by build_run, as ganforge.train does), and its networks.
+
+    Without ``preset`` the networks are dcgan with ngf = ndf = 64; with one, the preset's model and
+    training settings, on the "random" data. ``flags`` override both (``channels_last=True`` ...)."""
+    base = {} if preset else {"model": "dcgan", "model_options": {"ngf": 64, "ndf": 64}}
+    cfg = resolve_config(preset=preset, flags={
+        **base, "data": "random", "image_size": size, "channels": channels, "batch_size": batch_size,
+        "precision": precision, "device": device, "progress": False, "steps": 10**6, **flags})
     run = build_run(cfg, run_dir, write=False)
     return run.trainer.train_step, run.task.nets
 
@@ -206,6 +213,31 @@ def same_shapes(a: nn.Module, b: nn.Module) -> bool:
     return [p.shape for p in a.parameters()] == [p.shape for p in b.parameters()]
 
 
+def time_rounds(steps: dict[str, Callable[[], None]], rounds: int, steps_per_round: int, warmup: int,
+                images_per_step: int, sync: Callable[[], None] = lambda: None) -> dict[str, list[float]]:
+    """Seconds of ``steps_per_round`` calls of each step function, per round, measured side by side.
+
+    First ``warmup`` untimed calls of each; then every round times each variant in turn, the order rotating
+    from round to round so that drift of the machine touches every variant alike. ``sync`` waits for queued
+    work (``torch.cuda.synchronize`` on a GPU) before each clock reading. Prints images/s per round."""
+    names = list(steps)
+    for fn in steps.values():
+        for _ in range(warmup):
+            fn()
+    sync()
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            t0 = time.perf_counter()
+            for _ in range(steps_per_round):
+                steps[name]()
+            sync()
+            seconds[name].append(time.perf_counter() - t0)
+        rates = "  ".join(f"{n} {images_per_step * steps_per_round / seconds[n][-1]:.1f}" for n in names)
+        print(f"  round {r + 1}/{rounds} images/s: {rates}", flush=True)
+    return seconds
+
+
 def bench_size(size: int, args: argparse.Namespace, peaks: dict) -> dict:
     channels, b = CHANNELS[size], args.batch_size
     with tempfile.TemporaryDirectory() as tmp:
@@ -225,19 +257,7 @@ def bench_size(size: int, args: argparse.Namespace, peaks: dict) -> dict:
         print(f"\ndcgan-{size}: {channels}x{size}x{size}, batch {b}, G {params['G']:,} / D {params['D']:,} "
               f"parameters, {flops / 1e9:.2f} GFLOP per step (one D + one G update)", flush=True)
 
-        for fn in steps.values():
-            for _ in range(args.warmup):
-                fn()
-        seconds: dict[str, list[float]] = {name: [] for name in VARIANTS}
-        for r in range(args.rounds):
-            order = VARIANTS[r % len(VARIANTS):] + VARIANTS[:r % len(VARIANTS)]
-            for name in order:
-                t0 = time.perf_counter()
-                for _ in range(args.steps):
-                    steps[name]()
-                seconds[name].append(time.perf_counter() - t0)
-            rates = "  ".join(f"{n} {b * args.steps / seconds[n][-1]:.1f}" for n in VARIANTS)
-            print(f"  round {r + 1}/{args.rounds} images/s: {rates}", flush=True)
+        seconds = time_rounds(steps, args.rounds, args.steps, args.warmup, b)
 
     results = {}
     print(f"  {'variant':<14} {'images/s':>9} {'best':>7} {'worst':>7} {'ms/step':>8} {'GFLOP/s':>8}  of peak")
