@@ -121,7 +121,7 @@ def test_a_healthy_run_gets_one_info_finding(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config_of()))
     [f] = diagnose(tmp_path)
     assert (f.severity, f.code, f.evidence) == ("info", "healthy", {"steps": [50, 500], "rows": 10})
-    assert "D winning, divergence" in f.sentence
+    assert "divergence (losses, weight and gradient norms), D winning" in f.sentence
     assert to_json(tmp_path, [f])["findings"] == []
 
 

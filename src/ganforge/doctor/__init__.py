@@ -16,13 +16,14 @@ from typing import Any
 from ..errors import GanforgeError
 from ..threads import applies_threads
 from ..viz import read_metrics
-from .findings import SEVERITIES, Finding
+from .findings import SEVERITIES, Finding, fold_consequences
 from .rules import RULES, training_rows
 from .samples import check_samples
 
 __all__ = ["Finding", "diagnose", "report", "to_json"]
 
-CHECKED = "D winning, divergence, stalled FID/KID/IS, D overfitting"
+CHECKED = ("divergence (losses, weight and gradient norms), D winning, stalled FID/KID/IS, D overfitting (held-out "
+           "reals, r_t), toy modes covered, translation (identity map, constant output, blur)")
 SAMPLE_CHECKS = "constant or noise images, mode collapse"
 
 
@@ -54,7 +55,8 @@ def diagnose(run_dir: str | Path, samples: bool = True) -> list[Finding]:
     if samples and (run_dir / "checkpoints").is_dir():
         findings += check_samples(run_dir, config, int(train[-1]["step"]) if train else None)
         checked += ", " + SAMPLE_CHECKS
-    findings.sort(key=lambda f: SEVERITIES.index(f.severity))
+    findings = fold_consequences(findings)
+    findings.sort(key=lambda f: SEVERITIES.index(f.severity))  # stable: a cause stays before its symptoms
     if not findings:
         steps = [int(train[0]["step"]), int(train[-1]["step"])] if train else []
         findings = [Finding("info", "healthy", f"No problem found; checked: {checked}.",

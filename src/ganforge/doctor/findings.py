@@ -40,3 +40,18 @@ class Finding:
         """The JSON form of issue 25: kind, severity, first_step, message, evidence, fix."""
         return {"kind": self.code, "severity": self.severity, "first_step": self.first_step,
                 "message": self.sentence, "evidence": self.evidence, "fix": self.fix}
+
+
+CAUSES = ("divergence",)  # findings that, as errors, explain every other finding of the run
+
+
+def fold_consequences(findings: list[Finding]) -> list[Finding]:
+    """When a cause (divergence) is an error, the other findings are its symptoms (a blown-up D wins, a blown-up
+    G draws noise): they are listed in its evidence under ``consequences`` instead of as findings of their own."""
+    cause = next((f for f in findings if f.code in CAUSES and f.severity == "error"), None)
+    if cause is None:
+        return findings
+    others = [f.code for f in findings if f is not cause]
+    if others:
+        cause.evidence["consequences"] = list(dict.fromkeys(others))
+    return [cause]

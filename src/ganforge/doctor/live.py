@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..viz import read_metrics
-from .findings import Finding
+from .findings import Finding, fold_consequences
+from .probes import Probe
 from .rules import LOSS_KEYS, RULES
 
 HEALTH_KEYS = ("kind", "severity", "message", "fix")
@@ -57,14 +58,15 @@ class HealthWatcher:
         step = row.get("step")
         if not isinstance(step, int) or step % self.interval or not any(k in row for k in LOSS_KEYS):
             return
-        entries = health_entries([f for rule in RULES for f in rule(self.rows, self.config)])
+        entries = health_entries(fold_consequences([f for rule in RULES for f in rule(self.rows, self.config)]))
         if _signature(entries) != self.current:
             self.current = _signature(entries)
             self.log({"step": step, "health": entries})
 
 
 def watch(trainer: Any) -> Callable[[], None] | None:
-    """Subscribe a :class:`HealthWatcher` to ``trainer`` (a :class:`ganforge.train.trainer.Trainer` before its
+    """Subscribe a :class:`HealthWatcher` and a :class:`~.probes.Probe` (its measurements) to ``trainer`` (a
+    :class:`ganforge.train.trainer.Trainer` before its
     ``fit``); returns the function that unsubscribes it, or None when ``health_every`` is 0 or this is not the
     main process. A resumed trainer's watcher starts from the rows metrics.jsonl holds up to its step."""
     cfg = trainer.cfg
@@ -74,4 +76,11 @@ def watch(trainer: Any) -> Callable[[], None] | None:
         if trainer.step else []
     config = {**trainer.meta, "config": cfg.to_dict()}  # what config.json holds (the dataset's size with it)
     watcher = HealthWatcher(rows, config, cfg.health_every, cfg.log_every, trainer.log)
-    return trainer.events.subscribe("on_log", watcher.on_log)
+    probe = Probe(trainer, cfg.health_every)
+    stops = [trainer.events.subscribe("on_step", probe.on_step), trainer.events.subscribe("on_log", watcher.on_log)]
+
+    def unsubscribe() -> None:
+        for stop in stops:
+            stop()
+
+    return unsubscribe

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..losses import LOSSES
 from .findings import Finding
+from .probe_rules import g_gradient, grad_spikes, heldout_gap, toy_mode_collapse, translation_rules, weight_blowup
 
 TAIL = 0.3  # "a long stretch": the last 30% of the logged training steps
 MIN_TAIL_ROWS = 3
@@ -88,6 +89,9 @@ def d_wins(rows: list[dict], config: dict) -> list[Finding]:
     evidence = {"steps": _steps(stretch), "D_fake_mean": _mean([r["D_fake"] for r in stretch]),
                 "D_real_mean": _mean([r["D_real"] for r in stretch]),
                 "rows_where_D_wins": f"{len(winning)}/{len(stretch)}", "loss": loss}
+    grad = g_gradient(rows)
+    if grad is not None:
+        evidence.update(grad)
     if loss == "minimax":
         return [Finding("error", "d_wins",
                         "D rejects every fake with confidence, and with the saturating minimax loss log(1 - D(G(z))) "
@@ -142,10 +146,25 @@ def divergence(rows: list[dict], config: dict) -> list[Finding]:
         before = [s for s in spikes if s["step"] < first]
         if before:
             evidence["spikes_before"] = before[:5]
+        grad_before = grad_spikes(rows, first)
+        if grad_before:
+            evidence["gradient_spikes_before"] = grad_before[:5]
+            before = before or grad_before
         return [Finding("error", "divergence",
                         f"Training blew up: the losses became infinite or NaN at step {first}"
                         + (", after loss spikes" if before else "") + ", so the networks hold garbage from then on.",
                         evidence, fix_text)]
+    blown = weight_blowup(rows)
+    if blown is not None:
+        net = blown["network"]
+        saturated = ("; its gradient is now 0 (the network is saturated and will not recover)"
+                     if blown["grad_norm_zero"] else "")
+        return [Finding("error", "divergence",
+                        f"Training blew up: {net}'s weights grew to {blown['growth']:g} times their size at step "
+                        f"{blown['from_step']} (more than 10 times by step {blown['first_step']}){saturated}. "
+                        "The updates are far too big for these networks.",
+                        {"steps": [blown["first_step"], int(train_rows[-1]["step"])], **blown, "precision": precision,
+                         "lr_g": lr_g, "lr_d": lr_d}, fix_text)]
     last = int(train_rows[-1]["step"])
     spikes = [s for s in spikes if s["step"] < last]  # a spike in the last row alone is no trend yet
     if not spikes:
@@ -203,10 +222,22 @@ def d_overfit(rows: list[dict], config: dict) -> list[Finding]:
     """D memorises the training images: ADA's r_t above target for long, or (small data, no augmentation) D's
     outputs approaching 1 on reals and 0 on fakes."""
     opts = _options(config)
+    size = (config.get("dataset") or {}).get("size")
+    gap = heldout_gap(rows, _probabilities(_loss(config)))
+    if gap is not None:
+        rt = [r for r in training_rows(rows) if _finite(r.get("ada_rt"))]
+        if rt:
+            gap["ada_rt_last"] = rt[-1]["ada_rt"]
+        fix = "more training images, or a smaller D (model.ndf=)"
+        if opts.get("augment", "none") in ("none", "auto"):
+            fix = "augment=ada, " + fix
+        return [Finding("warning", "d_overfit",
+                        "D scores its training images as more real than real images it has not seen: it is "
+                        "memorising the training set rather than learning what real images look like.",
+                        {**gap, "dataset_size": size, "augment": opts.get("augment", "none")}, fix)]
     stretch = tail(training_rows(rows))
     if not stretch:
         return []
-    size = (config.get("dataset") or {}).get("size")
     rt_rows = [r for r in stretch if _finite(r.get("ada_rt"))]
     if len(rt_rows) >= MIN_TAIL_ROWS:
         target = float(opts.get("ada_target", 0.6))
@@ -240,4 +271,5 @@ def d_overfit(rows: list[dict], config: dict) -> list[Finding]:
                      "augment": "none"}, "augment=ada")]
 
 
-RULES = (d_wins, divergence, no_progress, d_overfit)  # in the order the doctor applies them
+RULES = (divergence, d_wins, no_progress, d_overfit, toy_mode_collapse, translation_rules)  # causes first
+

@@ -1,0 +1,205 @@
+"""The doctor's measurements while training (probe rows) and the rules over them: weight blow-up and gradient
+collapse, D on held-out reals, modes covered on the toy mixtures, and translation outputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+import ganforge
+from conftest import tiny_config
+from ganforge.doctor import diagnose
+from ganforge.doctor.findings import Finding, fold_consequences
+from ganforge.doctor.modes import count_modes, mode_set
+from ganforge.doctor.probe_rules import grad_spikes, probe_rows, toy_mode_collapse, translation_rules
+from ganforge.doctor.probes import network_norms
+from ganforge.doctor.rules import d_overfit, d_wins, divergence
+from ganforge.doctor.translation import high_frequency, spread, translation_numbers
+from ganforge.viz import read_metrics
+
+
+def config_of(**task) -> dict:
+    return {"task_options": {"loss": "nonsaturating", "augment": "none", **task},
+            "dataset": {"name": "fashion-mnist", "size": 200}, "config": {"lr_g": 5.0, "lr_d": 5.0}}
+
+
+def train_rows(steps, **columns) -> list[dict]:
+    return [{"step": s, "loss_D": 1.0, "loss_G": 1.0, "D_real": 0.6, "D_fake": 0.4, **columns} for s in steps]
+
+
+def probes(steps, make) -> list[dict]:
+    return [{"step": s, "probe": make(i)} for i, s in enumerate(steps)]
+
+
+# ------------------------------------------------------------------------------------------ measurements
+
+
+def test_network_norms_are_the_l2_norms_over_every_parameter():
+    net = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 1))
+    net(torch.ones(4, 3)).sum().backward()
+    grads, weights = network_norms({"G": net, "untrained": nn.Linear(2, 2)})
+    assert set(grads) == {"G"}  # a network without gradients is left out
+    flat = torch.cat([p.detach().flatten() for p in net.parameters()])
+    flat_grad = torch.cat([p.grad.flatten() for p in net.parameters()])
+    assert math.isclose(weights["G"], float(flat.norm()), rel_tol=1e-6)
+    assert math.isclose(grads["G"], float(flat_grad.norm()), rel_tol=1e-6)
+
+
+def test_a_run_logs_probe_rows_and_trains_the_same_with_them(idx_root, tmp_path):
+    on = tiny_config(idx_root, steps=6, log_every=1, health_every=3, sample_every=0, ckpt_every=0)
+    off = tiny_config(idx_root, steps=6, log_every=1, health_every=0, sample_every=0, ckpt_every=0)
+    ganforge.train(on, tmp_path / "on")
+    ganforge.train(off, tmp_path / "off")
+    rows = read_metrics(tmp_path / "on" / "metrics.jsonl")
+    found = dict(probe_rows(rows))
+    assert sorted(found) == [0, 1, 2, 3, 4, 5, 6]
+    assert set(found[0]) == {"weight_norm"} and set(found[0]["weight_norm"]) == {"D", "G"}
+    assert set(found[1]) == {"grad_norm", "weight_norm"}
+    for step in (3, 6):  # the doctor's interval: D on the fixed training batch and on the test split's
+        assert {"D_train", "D_heldout", "rt_train", "rt_heldout"} <= set(found[step])
+        assert 0 <= found[step]["D_train"] <= 1 and -1 <= found[step]["rt_heldout"] <= 1
+    assert not any("probe" in r for r in read_metrics(tmp_path / "off" / "metrics.jsonl"))
+
+    def losses(run):
+        return [(r["step"], r["loss_D"], r["loss_G"]) for r in read_metrics(tmp_path / run / "metrics.jsonl")
+                if "loss_D" in r]
+
+    assert losses("on") == losses("off")
+
+
+# ------------------------------------------------------------------------------------------ divergence
+
+
+def test_weights_ten_times_their_start_are_a_divergence_that_explains_the_symptoms():
+    steps = range(20, 220, 20)
+    rows = train_rows(steps, D_real=0.999, D_fake=0.001) + [{"step": 0, "probe": {"weight_norm": {"G": 10.0}}}] \
+        + probes(steps, lambda i: {"weight_norm": {"G": 10.0 if i < 3 else 400.0}, "grad_norm": {"G": 0.0}})
+    [f] = divergence(rows, config_of())
+    assert (f.severity, f.code) == ("error", "divergence")
+    assert f.evidence["network"] == "G" and f.evidence["growth"] == 40.0
+    assert f.evidence["first_step"] == 80 and f.evidence["steps"] == [80, 200] and f.evidence["grad_norm_zero"]
+    assert "lr_g=0.5 lr_d=0.5" in f.fix
+    [wins] = d_wins(rows, config_of())
+    [folded] = fold_consequences([f, wins, Finding("error", "noise_output", "noise", {})])
+    assert folded is f and f.evidence["consequences"] == ["d_wins", "noise_output"]
+
+
+def test_weights_that_grow_less_than_tenfold_are_no_divergence():
+    steps = range(20, 220, 20)
+    rows = train_rows(steps) + probes([0, *steps], lambda i: {"weight_norm": {"G": 10.0 + 8.0 * i / 10}})
+    assert divergence(rows, config_of()) == []
+
+
+def test_gradient_spikes_are_counted_before_the_first_nan_only():
+    norms = [1.0, 1.2, 0.9, 1.1, 1.0, 30.0, 1.0, 50.0]
+    rows = probes(range(10, 90, 10), lambda i: {"grad_norm": {"D": norms[i]}})
+    assert [s["step"] for s in grad_spikes(rows)] == [60, 80]
+    assert [s["step"] for s in grad_spikes(rows, before=70)] == [60]
+
+
+def test_a_collapsed_g_gradient_is_evidence_for_d_wins():
+    steps = range(50, 1050, 50)
+    rows = train_rows(steps, D_real=0.99, D_fake=0.01) + probes(steps, lambda i: {"grad_norm": {"G": 10.0 ** -i}})
+    [f] = d_wins(rows, config_of(loss="minimax"))
+    assert f.evidence["G_grad_collapsed"] and f.evidence["G_grad_norm_peak"] == 1.0
+
+
+# ------------------------------------------------------------------------------------------ held-out reals
+
+
+def held_out_rows(gaps) -> list[dict]:
+    return probes(range(200, 200 * (len(gaps) + 1), 200),
+                  lambda i: {"D_train": 0.8, "D_heldout": 0.8 - gaps[i] / 2, "rt_train": 0.9,
+                             "rt_heldout": 0.9 - gaps[i]}) + train_rows(range(100, 200 * (len(gaps) + 1), 100))
+
+
+def test_d_scoring_training_images_above_held_out_ones_twice_is_d_overfit():
+    [f] = d_overfit(held_out_rows([0.05, 0.4, 0.5]), config_of())
+    assert (f.severity, f.code) == ("warning", "d_overfit")
+    assert f.evidence["steps"] == [400, 600] and f.evidence["rt_gap_per_check"] == [0.4, 0.5]
+    assert f.fix.startswith("augment=ada")
+
+
+def test_one_large_gap_or_small_gaps_are_no_d_overfit():
+    assert d_overfit(held_out_rows([0.05, 0.05, 0.5]), config_of()) == []
+    assert d_overfit(held_out_rows([0.1, 0.2, 0.2]), config_of()) == []
+
+
+# ------------------------------------------------------------------------------------------ toy modes
+
+
+def test_modes_covered_counts_points_within_three_std_of_a_centre():
+    centres, std = mode_set("ring2d")
+    assert centres.shape == (8, 2) and mode_set("grid2d")[0].shape == (25, 2) and mode_set("moons2d") is None
+    rng = np.random.default_rng(0)
+    points = np.concatenate([centres[k] + rng.normal(0, std, (300, 2)) for k in (0, 3, 5)]
+                            + [rng.uniform(-3, 3, (100, 2))])
+    counts = count_modes(points, centres, std)
+    assert counts["covered"] == 3 and counts["total"] == 8 and counts["min_count"] == math.ceil(0.2 * 1000 / 8)
+    inside = (np.linalg.norm(points[:, None] - centres[None], axis=-1).min(1) < 3 * std).mean()
+    assert counts["high_quality"] == round(float(inside), 4) and counts["high_quality"] > 0.85
+
+
+def test_toy_mode_collapse_needs_three_checks_and_points_that_found_modes():
+    def rows(covered, quality):
+        return probes(range(100, 100 * (len(covered) + 1), 100), lambda i: {"modes": {
+            "covered": covered[i], "total": 8, "high_quality": quality[i], "points": 2500, "min_count": 63}})
+
+    [f] = toy_mode_collapse(rows([8, 2, 1, 2], [0.9] * 4), {})
+    assert f.code == "mode_collapse" and f.evidence["modes_covered"] == 2 and f.evidence["steps"] == [200, 400]
+    assert toy_mode_collapse(rows([8, 8, 2, 2], [0.9] * 4), {}) == []  # two checks only
+    assert toy_mode_collapse(rows([1, 1, 1, 1], [0.1] * 4), {}) == []  # still spread out: not yet learned
+
+
+# ------------------------------------------------------------------------------------------ translation
+
+
+def test_translation_numbers_against_direct_computations():
+    g = torch.Generator().manual_seed(0)
+    A, B = torch.rand(6, 3, 16, 16, generator=g) * 2 - 1, torch.rand(6, 3, 16, 16, generator=g) * 2 - 1
+    same = translation_numbers(A, A.clone(), B)
+    assert same["identity"] == 0.0 and same["high_frequency"] == round(high_frequency(A) / high_frequency(B), 5)
+    constant = translation_numbers(A, B[:1].expand(6, -1, -1, -1), B)
+    assert constant["output_spread"] == 0.0 and constant["input_spread"] == round(spread(A), 5)
+    x = A.flatten(1)
+    direct = sum(float((x[i] - x[j]).abs().mean()) for i in range(6) for j in range(6) if i != j) / 30
+    assert math.isclose(spread(A), direct, rel_tol=1e-6)
+    blurred = torch.nn.functional.avg_pool2d(B, 3, 1, 1)
+    assert translation_numbers(A, blurred, B)["high_frequency"] < 0.3
+
+
+def translation_rows(make, **losses) -> list[dict]:
+    return probes(range(100, 500, 100), lambda i: {"translation": make(i)}) + train_rows(range(100, 500, 100),
+                                                                                         **losses)
+
+
+def test_identity_map_and_constant_output_need_three_checks():
+    ok = {"pairs": 16, "identity": 0.8, "output_spread": 0.4, "input_spread": 0.5, "high_frequency": 0.9}
+    [f] = translation_rules(translation_rows(lambda i: {**ok, "identity": 0.05 if i else 0.8}), {})
+    assert (f.code, f.severity, f.evidence["steps"]) == ("identity_map", "error", [200, 400])
+    [f] = translation_rules(translation_rows(lambda i: {**ok, "output_spread": 0.01}), {})
+    assert f.code == "constant_output" and f.evidence["input_spread"] == 0.5
+    assert translation_rules(translation_rows(lambda i: {**ok, "identity": 0.05 if i > 1 else 0.8}), {}) == []
+    assert translation_rules(translation_rows(lambda i: ok), {}) == []
+
+
+def test_gan_term_ignored_needs_blur_and_a_negligible_gan_share():
+    blur = {"pairs": 16, "identity": 0.8, "output_spread": 0.4, "input_spread": 0.5, "high_frequency": 0.1}
+    tiny = {"task_options": {"gan_weight": 0.001, "lambda_l1": 100.0}}
+    [f] = translation_rules(translation_rows(lambda i: blur, loss_G_L1=0.1, loss_G_GAN=2.0), tiny)
+    assert f.code == "gan_term_ignored" and math.isclose(f.evidence["gan_share_of_G_loss"], 0.002 / 10.002,
+                                                         abs_tol=1e-5)
+    default = {"task_options": {"gan_weight": 1.0, "lambda_l1": 100.0}}
+    assert translation_rules(translation_rows(lambda i: blur, loss_G_L1=0.1, loss_G_GAN=2.0), default) == []
+
+
+def test_doctor_names_the_divergence_of_a_real_run(idx_root, tmp_path):
+    cfg = tiny_config(idx_root, steps=8, log_every=2, health_every=2, sample_every=0, ckpt_every=0, lr_g=5.0,
+                      lr_d=5.0)
+    ganforge.train(cfg, tmp_path / "run")
+    findings = diagnose(tmp_path / "run")
+    assert findings[0].code == "divergence" and findings[0].severity == "error"
+    assert findings[0].evidence["growth"] > 10
