@@ -28,6 +28,11 @@ TINY: dict[str, dict] = {
     "fast-style": {"data": "fashion-mnist", "image_size": 32, "channels": 3, "batch_size": 2,
                    "model_options": {"ngf": 4, "n_blocks": 1},
                    "task_options": {"style": "{root}/style.png", "random_filters": 8}},
+    "srresnet": {"data": "fashion-mnist", "image_size": 16, "batch_size": 2,
+                 "model_options": {"blocks": 1, "features": 4, "scale": 2}},
+    "srgan": {"data": "fashion-mnist", "image_size": 16, "batch_size": 2,
+              "model_options": {"blocks": 1, "features": 4, "scale": 2, "d_features": 4, "d_dense": 8},
+              "task_options": {"mse_steps": 1, "random_filters": 4}},
     "toy": {"data": "ring2d", "data_root": None, "batch_size": 32, "n_samples": 64,
             "model_options": {"g_hidden": [16], "d_hidden": [16]}},
 }
@@ -111,6 +116,10 @@ def test_model_trains_checkpoints_reloads_and_generates(name, idx_root, tmp_path
         x = torch.randint(0, 256, (2, 3, 30, 34), dtype=torch.uint8)  # sides not multiples of 4: padded, cropped
         y = model.stylize(x)
         assert [tuple(im.shape) for im in y] == [(3, 30, 34)] * 2 and y[0].dtype == torch.uint8
+    elif model.kind == "super-resolution":
+        x = np.random.default_rng(0).integers(0, 256, (2, 5, 7, 3), dtype=np.uint8)  # any size: fully convolutional
+        y = model.upscale(x)
+        assert y.dtype == np.uint8 and y.shape == (2, 5 * model.scale, 7 * model.scale, 3)
     else:
         with pytest.raises(ganforge.GanforgeError, match="points, not images"):
             model.sample(4)

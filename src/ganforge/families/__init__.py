@@ -11,6 +11,7 @@ studio offer for them. Run set-up, the API, the CLI, the studio, export and tran
     pix2pix     pix2pix            paired image-to-image translation
     cyclegan    cyclegan           unpaired translation, two directions
     fast-style  fast-style         photos in one trained style
+    srgan       srresnet, srgan    super-resolution x2 / x4 / x8 (SRResNet, then the GAN from it)
 
 A new family is a :class:`Family` given to :func:`register_family` (from any module, a test's included);
 its models then train, resume, load, sample, export and show in the studio with no other change.
@@ -31,7 +32,7 @@ from ..models import ModelSpec
 from ..models.pix2pix import load_state_file
 from ..pipelines import Pipeline, resolve_device
 from ..registry import Registry
-from . import cyclegan, fast_style, gan, pix2pix, toy
+from . import cyclegan, fast_style, gan, pix2pix, srgan, toy
 from .base import VERBS, Family, FamilyCommand, ReferenceFiles, ReferenceImporter
 
 FAMILIES: Registry[Family] = Registry("model family")
@@ -57,7 +58,7 @@ def unregister_family(name: str) -> None:
     FAMILIES._items.pop(name)
 
 
-for _family in (gan.FAMILY, toy.FAMILY, pix2pix.FAMILY, cyclegan.FAMILY, fast_style.FAMILY):
+for _family in (gan.FAMILY, toy.FAMILY, pix2pix.FAMILY, cyclegan.FAMILY, fast_style.FAMILY, srgan.FAMILY):
     register_family(_family)
 
 
