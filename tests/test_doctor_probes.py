@@ -143,15 +143,20 @@ def test_modes_covered_counts_points_within_three_std_of_a_centre():
     assert counts["high_quality"] == round(float(inside), 4) and counts["high_quality"] > 0.85
 
 
-def test_toy_mode_collapse_needs_three_checks_and_points_that_found_modes():
-    def rows(covered, quality):
-        return probes(range(100, 100 * (len(covered) + 1), 100), lambda i: {"modes": {
-            "covered": covered[i], "total": 8, "high_quality": quality[i], "points": 2500, "min_count": 63}})
+def test_toy_mode_collapse_needs_three_checks_of_points_near_few_modes():
+    def rows(counts):
+        return probes(range(100, 100 * (len(counts) + 1), 100), lambda i: {"modes": {
+            "covered": sum(c >= 63 for c in counts[i]), "total": 8, "high_quality": sum(counts[i]) / 2500,
+            "points": 2500, "min_count": 63, "counts": counts[i]}})
 
-    [f] = toy_mode_collapse(rows([8, 2, 1, 2], [0.9] * 4), {})
-    assert f.code == "mode_collapse" and f.evidence["modes_covered"] == 2 and f.evidence["steps"] == [200, 400]
-    assert toy_mode_collapse(rows([8, 8, 2, 2], [0.9] * 4), {}) == []  # two checks only
-    assert toy_mode_collapse(rows([1, 1, 1, 1], [0.1] * 4), {}) == []  # still spread out: not yet learned
+    spread_out, one, two, few = [30] * 8, [900] + [5] * 7, [400, 400] + [10] * 6, [5] * 8
+    [f] = toy_mode_collapse(rows([spread_out, one, two, one]), {})
+    assert f.code == "mode_collapse" and f.evidence["modes_holding_the_points_near_modes"] == 1
+    assert f.evidence["steps"] == [200, 400] and f.evidence["modes_covered"] == 1
+    assert toy_mode_collapse(rows([spread_out, spread_out, one, one]), {}) == []  # two checks only
+    assert toy_mode_collapse(rows([spread_out] * 4), {}) == []  # 240 points near modes, on all 8: learning
+    [f] = toy_mode_collapse(rows([one, two, few, one]), {})  # a check with under 50 points near modes is skipped
+    assert f.evidence["per_check"][0]["step"] == 100
 
 
 # ------------------------------------------------------------------------------------------ translation
@@ -203,3 +208,15 @@ def test_doctor_names_the_divergence_of_a_real_run(idx_root, tmp_path):
     findings = diagnose(tmp_path / "run")
     assert findings[0].code == "divergence" and findings[0].severity == "error"
     assert findings[0].evidence["growth"] > 10
+
+
+def test_a_toy_run_on_the_ring_counts_its_modes(tmp_path):
+    from ganforge.families.toy import toy_config
+
+    cfg = toy_config("ring2d", {"steps": 20, "log_every": 5, "health_every": 2}, frames=2)
+    ganforge.train(cfg, tmp_path / "toy")
+    found = dict(probe_rows(read_metrics(tmp_path / "toy" / "metrics.jsonl")))
+    assert [s for s, p in found.items() if "modes" in p] == [10, 20]
+    modes = found[20]["modes"]
+    assert modes["total"] == 8 and modes["points"] == 2500 and len(modes["counts"]) == 8
+    assert sum(modes["counts"]) == round(modes["high_quality"] * 2500)

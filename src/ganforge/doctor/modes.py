@@ -32,7 +32,8 @@ def mode_set(name: str) -> tuple[np.ndarray, float] | None:
 
 def count_modes(points: np.ndarray, centres: np.ndarray, std: float) -> dict:
     """Modes covered by ``points`` [N, 2]: {"covered", "total", "high_quality" (the share of points within 3 std
-    of a centre), "points", "min_count" (points a mode needs to count as covered)}."""
+    of a centre), "points", "min_count" (points a mode needs to count as covered), "counts" (high-quality points
+    at each mode)}."""
     points = np.asarray(points, dtype=float).reshape(len(points), -1)
     distance = np.linalg.norm(points[:, None, :] - centres[None, :, :], axis=-1)  # [N, K]
     nearest = distance.argmin(1)
@@ -40,4 +41,5 @@ def count_modes(points: np.ndarray, centres: np.ndarray, std: float) -> dict:
     counts = np.bincount(nearest[good], minlength=len(centres))
     need = max(1, math.ceil(COVER_SHARE * len(points) / len(centres)))
     return {"covered": int((counts >= need).sum()), "total": len(centres),
-            "high_quality": round(float(good.mean()), 4), "points": len(points), "min_count": need}
+            "high_quality": round(float(good.mean()), 4), "points": len(points), "min_count": need,
+            "counts": counts.tolist()}
