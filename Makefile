@@ -16,11 +16,17 @@ $(VENV)/.installed: pyproject.toml
 
 env: $(VENV)/.installed
 
-# Fashion-MNIST from Debian's dataset-fashion-mnist where apt exists (else ganforge downloads it when online).
+# Fashion-MNIST from Debian's dataset-fashion-mnist where apt exists (else ganforge downloads it when online);
+# the photographs of Debian's mate-backgrounds for the super-resolution preset srgan-cpu (data mate-nature).
+MATE   := /usr/share/backgrounds/mate/nature
 data:
 	@if [ ! -f $(FMNIST)/train-images-idx3-ubyte.gz ] && command -v apt-get >/dev/null 2>&1; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+	@if [ ! -d $(MATE) ] && command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq mate-backgrounds; \
 	fi
 
 # Chromium for the studio's browser tests (Playwright drives Debian's build; its own download is not used).
