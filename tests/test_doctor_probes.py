@@ -220,3 +220,26 @@ def test_a_toy_run_on_the_ring_counts_its_modes(tmp_path):
     modes = found[20]["modes"]
     assert modes["total"] == 8 and modes["points"] == 2500 and len(modes["counts"]) == 8
     assert sum(modes["counts"]) == round(modes["high_quality"] * 2500)
+
+
+def test_a_young_runs_sample_finding_must_persist_across_two_checkpoints(idx_root, tmp_path, monkeypatch):
+    from ganforge.doctor import samples
+
+    cfg = tiny_config(idx_root, steps=6, log_every=3, ckpt_every=3, sample_every=0, health_every=0)
+    ganforge.train(cfg, tmp_path / "run")
+    diversity = {}
+
+    def measured(pipe, config, step, n):  # mode collapse at every checkpoint, its diversity as the test sets it
+        return [Finding("warning", "mode_collapse", "collapse", {"steps": [step, step], "diversity": diversity[step]},
+                        "fix")]
+
+    monkeypatch.setattr(samples, "_check", measured)
+    diversity.update({3: 1.0, 6: 1.1})  # below the step-1000 bar, and not risen by a fifth: it persists
+    [f] = samples.check_samples(tmp_path / "run", {}, 6)
+    assert (f.severity, f.code, f.evidence["persisted"]) == ("warning", "mode_collapse", {"step": 3, "diversity": 1.0})
+    diversity.update({3: 1.0, 6: 1.5})  # rising: a young run learning, reported as a note
+    [f] = samples.check_samples(tmp_path / "run", {}, 6)
+    assert (f.severity, f.code) == ("info", "too_early") and "diversity has risen" in f.sentence
+    monkeypatch.setattr(samples, "YOUNG_STEPS", 6)  # from the bar on, no persistence is asked
+    [f] = samples.check_samples(tmp_path / "run", {}, 6)
+    assert f.severity == "warning" and "persisted" not in f.evidence

@@ -57,10 +57,10 @@ def diagnose(run_dir: str | Path, samples: bool = True) -> list[Finding]:
         checked += ", " + SAMPLE_CHECKS
     findings = fold_consequences(findings)
     findings.sort(key=lambda f: SEVERITIES.index(f.severity))  # stable: a cause stays before its symptoms
-    if not findings:
+    if not any(f.severity != "info" for f in findings):
         steps = [int(train[0]["step"]), int(train[-1]["step"])] if train else []
-        findings = [Finding("info", "healthy", f"No problem found; checked: {checked}.",
-                            {"steps": steps, "rows": len(train)} if steps else {"rows": 0}, "")]
+        findings = findings + [Finding("info", "healthy", f"No problem found; checked: {checked}.",
+                                       {"steps": steps, "rows": len(train)} if steps else {"rows": 0}, "")]
     return findings
 
 

@@ -51,7 +51,7 @@ def fold_consequences(findings: list[Finding]) -> list[Finding]:
     cause = next((f for f in findings if f.code in CAUSES and f.severity == "error"), None)
     if cause is None:
         return findings
-    others = [f.code for f in findings if f is not cause]
+    others = [f.code for f in findings if f is not cause and f.severity != "info"]
     if others:
         cause.evidence["consequences"] = list(dict.fromkeys(others))
     return [cause]

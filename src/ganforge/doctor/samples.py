@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoint import list_checkpoints
 from ..config import config_from_dict
 from ..errors import GanforgeError
 from ..families import family_of, load
@@ -26,6 +27,9 @@ NOISE_CORRELATION = 0.1  # neighbouring pixels of noise are uncorrelated; of ima
 COLLAPSE_RATIO = 0.4  # samples' diversity below 40% of the real images' diversity
 ENTROPY_RATIO = 0.5  # class-histogram entropy below half of the real images'
 SELF_SHARE = 0.05  # without real images: less than 5% of the variance between images
+YOUNG_STEPS = 1000  # before this step a sample finding must persist across two checkpoints
+MEASURE = {"constant_output": "pixel_std", "noise_output": "neighbour_correlation",
+           "mode_collapse": "diversity"}  # the number that must not have risen by a fifth for a finding to persist
 
 
 def pairwise_distance(x: torch.Tensor) -> float:
@@ -79,10 +83,36 @@ def _real_images(pipe, config: dict, n: int) -> torch.Tensor | None:
 
 def check_samples(run_dir: str | Path, config: dict, step: int | None = None, n: int = N_SAMPLES) -> list[Finding]:
     """Sample ``n`` images (seed 0) from the run's latest checkpoint (of step ``step``, the last logged one) and
-    check them; [] for models that do not sample from noise."""
+    check them; [] for models that do not sample from noise.
+
+    A young run (under :data:`YOUNG_STEPS` steps) has not learned the variety of its data yet, so a finding there
+    must persist: the checkpoint before the latest must show the same finding, with its measure not improved by
+    a fifth or more since. Otherwise the finding becomes an "info" note (``too_early``) that says so."""
     pipe = load(run_dir, "latest")
     if not family_of(pipe).can("sample"):
         return []
+    found = _check(pipe, config, step, n)
+    if not found or step is None or step >= YOUNG_STEPS:
+        return found
+    [f] = found
+    steps = list_checkpoints(Path(run_dir) / "checkpoints")
+    earlier = [c for c in steps if int(c.name[5:]) < step]
+    before = _check(load(earlier[-1]), config, int(earlier[-1].name[5:]), n) if earlier else []
+    key = MEASURE[f.code]
+    if before and before[0].code == f.code and f.evidence.get(key, 0) < 1.2 * before[0].evidence.get(key, 0):
+        f.evidence["persisted"] = {"step": before[0].first_step, key: before[0].evidence.get(key)}
+        return [f]
+    seen = (f"the checkpoint of step {before[0].first_step} showed {before[0].code}, but {key} has risen since"
+            if before and before[0].code == f.code else
+            "no earlier checkpoint shows it" if not before and earlier else "there is no earlier checkpoint")
+    f.evidence["young_run"] = {"steps_under": YOUNG_STEPS, "earlier": seen}
+    return [Finding("info", "too_early",
+                    f"At step {step} G's samples look like {f.code}, but a run this young has not learned its data "
+                    f"yet and {seen}: check again later (the doctor reports it when it persists across two "
+                    f"checkpoints, or from step {YOUNG_STEPS} on).", f.evidence, "")]
+
+
+def _check(pipe, config: dict, step: int | None, n: int) -> list[Finding]:
     images = torch.from_numpy(pipe.sample(n, seed=0)).permute(0, 3, 1, 2).contiguous()  # uint8 [N, C, H, W]
     at = {"steps": [step, step]} if step is not None else {}
     std = float(images.double().std())
