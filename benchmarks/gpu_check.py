@@ -209,7 +209,7 @@ def ddp_run(backend: str, device: str, size: dict) -> list[dict]:
     """The two ranks' weights, initial weights and last logs after the DDP run under torchrun."""
     with tempfile.TemporaryDirectory() as tmp:
         proc = torchrun([__file__, "--ddp-worker", tmp, backend, device, str(size["ddp_steps"]),
-                         str(size["ddp_batch"])], device == "cpu", timeout=240)
+                         str(size["ddp_batch"])], device == "cpu", timeout=120)
         files = [Path(tmp) / f"rank{r}.pt" for r in range(2)]
         if proc.returncode or not all(f.is_file() for f in files):
             print(proc.stdout[-3000:] + proc.stderr[-3000:])
