@@ -23,7 +23,7 @@ KERNEL = "ganforge-tests"
 def test_every_lecture_topic_has_a_notebook():
     assert [p.name for p in NOTEBOOKS] == ["01_minimax_toy_gan.ipynb", "02_dcgan_fashion_mnist.ipynb",
                                            "03_conditional_and_latent.ipynb", "04_pix2pix.ipynb", "05_cyclegan.ipynb",
-                                           "06_style_transfer.ipynb"]
+                                           "06_style_transfer.ipynb", "07_super_resolution.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

@@ -104,13 +104,29 @@ def test_bad_task_options_are_one_sentence(photos, tmp_path):
             ganforge.train(config(photos, task_options=options), tmp_path / "never")
 
 
-def test_srresnet_trains_on_mse_alone(photos, tmp_path):
-    ganforge.train(config(photos, model="srresnet", steps=2, model_options={"blocks": 1, "features": 4, "scale": 2}),
-                   tmp_path / "r")
+def test_srresnet_trains_on_mse_alone_and_exports_with_the_bicubic_skip(photos, tmp_path):
+    from ganforge import export as gexport
+
+    options = {"blocks": 1, "features": 4, "scale": 2, "bicubic_skip": True}
+    ganforge.train(config(photos, model="srresnet", steps=2, model_options=options), tmp_path / "r")
     model = ganforge.load(tmp_path / "r")
-    assert set(model.nets) == {"G"} and model.networks() == ["srresnet"]
+    assert set(model.nets) == {"G"} and model.networks() == ["srresnet"] and model.nets["G"].bicubic_skip
     rows = [json.loads(r) for r in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert all("loss_D" not in r for r in rows) and any("loss_G_mse" in r for r in rows)
+    x = torch.rand(3, 3, 5, 9) * 2 - 1
+    with torch.no_grad():
+        want = model.forward(model.generator().eval(), {"A": x}).numpy()
+    for fmt in gexport.FORMATS:  # the bicubic upsampling (ONNX Resize cubic) computes what torch's does
+        result = gexport.export(tmp_path / "r", fmt, tmp_path / f"g.{fmt}")
+        assert result["max_abs_diff"] <= 1e-4
+        if fmt == "onnx":
+            import onnxruntime as ort
+
+            got = ort.InferenceSession(str(tmp_path / "g.onnx")).run(None, {"A": x.numpy()})[0]
+        else:
+            with torch.no_grad():
+                got = torch.export.load(str(tmp_path / "g.pt2")).module()(x).numpy()
+        assert got.shape == (3, 3, 10, 18) and np.abs(got - want).max() <= 1e-4
 
 
 def test_upscale_takes_arrays_and_lists_of_any_size(run):

@@ -98,3 +98,12 @@ def test_info_prints_the_parameter_counts(capsys):
     assert counts == {"G": 1_549_462, "D": 23_563_649, "G_mse": 1_549_462}
     assert main(["info", "srresnet", "scale=2", "blocks=8"]) == 0
     assert json.loads(capsys.readouterr().out) == {"G": paper_generator_parameters(2, 8)}
+
+
+def test_bicubic_skip_starts_as_bicubic_and_adds_no_parameter():
+    G = SRRESNET.networks({"scale": 4, "blocks": 2, "features": 8, "bicubic_skip": True})["G"]
+    assert count_parameters(G) == paper_generator_parameters(4, 2, 8)
+    x = torch.rand(2, 3, 6, 7) * 2 - 1
+    want = torch.nn.functional.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False)
+    assert torch.equal(G(x), want)
+    assert not SRRESNET.networks({"blocks": 1, "features": 4})["G"].bicubic_skip
