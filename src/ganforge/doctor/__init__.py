@@ -17,10 +17,11 @@ from ..errors import GanforgeError
 from ..threads import applies_threads
 from ..viz import read_metrics
 from .findings import SEVERITIES, Finding, fold_consequences
+from .plots import evidence_plot
 from .rules import RULES, training_rows
 from .samples import check_samples
 
-__all__ = ["Finding", "diagnose", "report", "to_json"]
+__all__ = ["Finding", "diagnose", "monitor_view", "report", "to_json"]
 
 CHECKED = ("divergence (losses, weight and gradient norms), D winning, stalled FID/KID/IS, D overfitting (held-out "
            "reals, r_t), toy modes covered, translation (identity map, constant output, blur)")
@@ -89,3 +90,15 @@ def to_json(run_dir: str | Path, findings: list[Finding]) -> dict[str, Any]:
     return {"run": str(run_dir), "step": int(train[-1]["step"]) if train else None,
             "findings": [f.to_dict() for f in findings if f.severity != "info"],
             "notes": [f.to_dict() for f in findings if f.severity == "info"]}
+
+
+def monitor_view(run_dir: str | Path) -> dict[str, Any]:
+    """What a training monitor shows of a run, from its metrics.jsonl alone (no model is loaded, so it is cheap to
+    ask while the run trains): ``{"step", "findings": [...]}``, each finding in its JSON form with ``plot``, its
+    evidence plot (:func:`.plots.evidence_plot`, or None)."""
+    rows, config = _read_run(Path(run_dir).expanduser())
+    findings = fold_consequences([f for rule in RULES for f in rule(rows, config)])
+    findings.sort(key=lambda f: SEVERITIES.index(f.severity))
+    train = training_rows(rows)
+    return {"step": int(train[-1]["step"]) if train else None,
+            "findings": [{**f.to_dict(), "plot": evidence_plot(rows, f.to_dict())} for f in findings]}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import math
 import threading
 import time
 import warnings
@@ -29,6 +30,7 @@ from PIL import Image
 from starlette.exceptions import HTTPException
 
 from ..config import preset_names
+from ..doctor import monitor_view
 from ..errors import GanforgeError
 from ..viz import read_metrics
 from . import pictures
@@ -191,6 +193,18 @@ def read_upload(data: bytes, max_pixels: int) -> torch.Tensor:
     return t.permute(2, 0, 1).contiguous()
 
 
+def finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite number replaced by None: a run that blew up logs NaN losses, which JSON
+    (and so the browser's JSON.parse) does not accept."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
+
+
 def create_app(runs: list[str | Path] = (), runs_root: str | Path | None = "runs", device: str = "cpu",
                busy_limit: int = 8, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                max_upload_pixels: int = MAX_UPLOAD_PIXELS) -> FastAPI:
@@ -233,7 +247,7 @@ def create_app(runs: list[str | Path] = (), runs_root: str | Path | None = "runs
     # ------------------------------------------------------------------ runs and the monitor
     @app.get("/api/runs")
     def list_runs() -> dict[str, Any]:
-        return {"runs": [index.summary(r) for r in index.ids()], "presets": preset_names(),
+        return {"runs": [finite(index.summary(r)) for r in index.ids()], "presets": preset_names(),
                 "can_start": index.root is not None}
 
     @app.get("/api/run")
@@ -242,12 +256,20 @@ def create_app(runs: list[str | Path] = (), runs_root: str | Path | None = "runs
         model = None
         if summary["checkpoints"] or summary["has_best"]:
             model = work(lambda: pictures.describe(models.get(index.path(run), ckpt)))
-        return {**summary, "info": model, "log": index.public(index.log_tail(run))}
+        return finite({**summary, "info": model, "log": index.public(index.log_tail(run))})
 
     @app.get("/api/run/metrics")
     def run_metrics(run: str) -> dict[str, Any]:
         path = index.path(run) / "metrics.jsonl"
-        return {"rows": read_metrics(path) if path.is_file() else []}
+        return {"rows": [finite(r) for r in read_metrics(path)] if path.is_file() else []}
+
+    @app.get("/api/run/doctor")
+    def run_doctor(run: str) -> dict[str, Any]:
+        """The doctor's findings over the run's metrics so far, each with its evidence plot (no model loaded)."""
+        path = index.path(run)
+        if not (path / "metrics.jsonl").is_file():
+            return {"step": None, "findings": []}
+        return finite(monitor_view(path))
 
     @app.get("/api/run/sample.png")
     def run_sample(run: str) -> FileResponse:
@@ -255,8 +277,9 @@ def create_app(runs: list[str | Path] = (), runs_root: str | Path | None = "runs
 
     @app.get("/api/run/events")
     async def run_events(run: str, after: int = -1, poll: float = 0.5) -> StreamingResponse:
-        """Server-sent events: ``row`` (each new metrics row), ``sample`` (a new fixed-noise grid),
-        ``status`` (the run's summary); ``end`` once the run is not training and every row was sent."""
+        """Server-sent events: ``row`` (each new metrics row, from the first after step ``after``), ``sample`` (a
+        new fixed-noise grid), ``status`` (the run's summary); ``end`` once the run is not training and every row
+        was sent."""
         path = index.path(run)
         poll = min(max(poll, 0.05), 5.0)
 
@@ -264,9 +287,11 @@ def create_app(runs: list[str | Path] = (), runs_root: str | Path | None = "runs
             sent_step, sent_sample, sent_rows, last_status = after, None, 0, 0.0
             while True:
                 rows = read_metrics(path / "metrics.jsonl") if (path / "metrics.jsonl").is_file() else []
-                for r in rows[sent_rows:]:
-                    if r.get("step", 0) > sent_step or any(k.startswith("eval_") for k in r):
-                        yield f"event: row\ndata: {json.dumps(r)}\n\n"
+                if len(rows) < sent_rows:  # a resumed run rewrote metrics.jsonl: on from the steps not sent yet
+                    sent_rows = next((i for i, r in enumerate(rows) if r.get("step", 0) > sent_step), len(rows))
+                for r in rows[sent_rows:]:  # every row once (several share a step: probe, training, health rows)
+                    if r.get("step", 0) > after or any(k.startswith("eval_") for k in r):
+                        yield f"event: row\ndata: {json.dumps(finite(r))}\n\n"
                         sent_step = max(sent_step, r.get("step", 0))
                 sent_rows = len(rows)
                 summary = index.summary(run)
@@ -279,7 +304,7 @@ def create_app(runs: list[str | Path] = (), runs_root: str | Path | None = "runs
                     yield f"event: sample\ndata: {json.dumps({'name': sample, 'step': summary['step']})}\n\n"
                     sent_sample = sample
                 if time.monotonic() - last_status > 2 or summary["status"] not in ("running", "active"):
-                    yield f"event: status\ndata: {json.dumps(summary)}\n\n"
+                    yield f"event: status\ndata: {json.dumps(finite(summary))}\n\n"
                     last_status = time.monotonic()
                 if summary["status"] not in ("running", "active"):
                     yield "event: end\ndata: {}\n\n"

@@ -281,7 +281,8 @@ const stylizePage = {
 };
 
 // ---------------------------------------------------------------- Training monitor
-function drawChart(canvas, rows, series) {
+// ``marks``: steps to mark with a dashed vertical line (a finding's onset), each [step, label].
+function drawChart(canvas, rows, series, marks = []) {
   const ctx = canvas.getContext("2d"), W = canvas.width, H = canvas.height, pad = 34;
   ctx.clearRect(0, 0, W, H);
   ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, W, H);
@@ -299,8 +300,51 @@ function drawChart(canvas, rows, series) {
     ctx.strokeStyle = color; ctx.lineWidth = 1.5; ctx.beginPath();
     pts[i].forEach(([x, y], j) => (j ? ctx.lineTo(X(x), Y(y)) : ctx.moveTo(X(x), Y(y))));
     ctx.stroke();
-    ctx.fillStyle = color; ctx.fillText(key, pad + 8 + 80 * i, pad / 2 + 12);
+    ctx.fillStyle = color; ctx.fillText(key, pad + 8 + 110 * i, pad / 2 + 12);
   });
+  for (const [step, label] of marks) {
+    if (typeof step !== "number" || step < x0 || step > x1) continue;
+    ctx.strokeStyle = "#e65100"; ctx.fillStyle = "#e65100"; ctx.lineWidth = 2; ctx.setLineDash([4, 3]); ctx.beginPath();
+    ctx.moveTo(X(step), pad / 2); ctx.lineTo(X(step), H - pad); ctx.stroke(); ctx.setLineDash([]);
+    ctx.fillText(label, Math.min(X(step) + 3, W - pad - 60), H - pad - 4);
+  }
+}
+
+// The doctor's findings on the run shown, as banners: severity, the sentence, the fix, the evidence in numbers
+// and its plot with the onset marked. Everything from the server goes in as text (el), never as HTML.
+function evidenceText(evidence) {
+  return Object.entries(evidence || {})
+    .filter(([, v]) => v != null && typeof v !== "object")
+    .map(([k, v]) => `${k}=${typeof v === "number" ? Number(v.toPrecision(4)) : v}`).join(", ");
+}
+
+function findingCard(f) {
+  const severity = f.severity === "error" ? "error" : "warning";
+  const words = el("div", { className: "words" },
+    el("p", {}, el("strong", {}, `${severity.toUpperCase()} ${f.kind}`),
+       f.first_step != null ? ` (from step ${f.first_step})` : "", ": ", f.message),
+    f.fix ? el("p", {}, "Fix: ", el("code", {}, f.fix)) : null,
+    el("p", { className: "evidence" }, "Evidence: ", evidenceText(f.evidence)));
+  const card = el("div", { className: `finding ${severity}`, dataset: { kind: String(f.kind) } }, words);
+  if (f.plot) {
+    const canvas = el("canvas", { width: 480, height: 170, "aria-label": `evidence: ${f.plot.title}` });
+    const names = Object.keys(f.plot.series);
+    const rows = names.flatMap((name) => f.plot.series[name].map(([step, v]) => ({ step, [name]: v })));
+    const colors = ["#2166ac", "#b2182b", "#1b7837", "#762a83"];
+    drawChart(canvas, rows, names.map((n, i) => [n, colors[i % colors.length]]),
+              [[f.plot.onset, `${f.kind} from here`]]);
+    card.append(el("div", {}, el("p", { className: "evidence" }, f.plot.title), canvas));
+  }
+  return card;
+}
+
+async function showDoctor(run, mine) {
+  const d = await getJSON(`/api/run/doctor?${params({ run })}`);
+  if (!mine()) return;
+  const box = $("#mon-doctor");
+  box.replaceChildren(...d.findings.map(findingCard));
+  box.hidden = !d.findings.length;
+  box.dataset.run = run;  // whose findings these are (the browser tests wait for it)
 }
 
 // One row of the runs table; the action offered: Stop (training here), Resume (stopped or failed), or
@@ -359,7 +403,13 @@ const monitor = {
     const src = new EventSource(`/api/run/events?${params({ run })}`);
     monitor.source = src;
     const mine = () => monitor.source === src;  // events of a run no longer shown are dropped
-    src.addEventListener("row", (e) => { if (mine()) { monitor.rows.push(JSON.parse(e.data)); monitor.draw(); } });
+    const doctor = () => showDoctor(run, mine).catch((err) => showError(err.message));
+    src.addEventListener("row", (e) => {
+      if (!mine()) return;
+      const row = JSON.parse(e.data);
+      monitor.rows.push(row); monitor.draw();
+      if (row.health) doctor();  // the findings changed
+    });
     src.addEventListener("sample", () => {
       if (mine()) $("#mon-sample").src = `/api/run/sample.png?${params({ run, t: Date.now() })}`;
     });
@@ -372,7 +422,9 @@ const monitor = {
       getJSON(`/api/run?${params({ run })}`).then((d) => { if (mine()) $("#mon-log").textContent = d.log; })
         .catch(() => {});
     });
-    src.addEventListener("end", () => { src.close(); if (mine()) monitor.refresh(); });
+    src.addEventListener("end", () => { src.close(); if (mine()) { monitor.refresh(); doctor(); } });
+    $("#mon-doctor").replaceChildren(); $("#mon-doctor").hidden = true; delete $("#mon-doctor").dataset.run;
+    doctor();
     monitor.refresh();
   },
   draw() {
