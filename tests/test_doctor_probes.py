@@ -243,3 +243,13 @@ def test_a_young_runs_sample_finding_must_persist_across_two_checkpoints(idx_roo
     monkeypatch.setattr(samples, "YOUNG_STEPS", 6)  # from the bar on, no persistence is asked
     [f] = samples.check_samples(tmp_path / "run", {}, 6)
     assert f.severity == "warning" and "persisted" not in f.evidence
+
+
+def test_d_winning_over_a_g_that_ignores_the_gan_term_is_folded_into_gan_term_ignored():
+    ignored = Finding("warning", "gan_term_ignored", "blur", {"steps": [200, 400]})
+    wins = Finding("warning", "d_wins", "D wins", {"steps": [100, 400]})
+    other = Finding("warning", "d_overfit", "memorises", {"steps": [300, 400]})
+    assert fold_consequences([wins, ignored, other]) == [ignored, other]
+    assert ignored.evidence["consequences"] == ["d_wins"]
+    spikes = Finding("warning", "divergence", "spikes", {})  # a warning is no cause of everything else
+    assert fold_consequences([spikes, other]) == [spikes, other]

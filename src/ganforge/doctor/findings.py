@@ -42,16 +42,26 @@ class Finding:
                 "message": self.sentence, "evidence": self.evidence, "fix": self.fix}
 
 
-CAUSES = ("divergence",)  # findings that, as errors, explain every other finding of the run
+# a finding that explains others: None = every other finding (only when the cause is an error), else the kinds
+CAUSES: dict[str, frozenset[str] | None] = {
+    "divergence": None,  # a blown-up D wins, a blown-up G draws noise
+    "gan_term_ignored": frozenset({"d_wins"}),  # a G that does not try to fool D lets D win
+}
 
 
 def fold_consequences(findings: list[Finding]) -> list[Finding]:
-    """When a cause (divergence) is an error, the other findings are its symptoms (a blown-up D wins, a blown-up
-    G draws noise): they are listed in its evidence under ``consequences`` instead of as findings of their own."""
-    cause = next((f for f in findings if f.code in CAUSES and f.severity == "error"), None)
-    if cause is None:
-        return findings
-    others = [f.code for f in findings if f is not cause and f.severity != "info"]
-    if others:
-        cause.evidence["consequences"] = list(dict.fromkeys(others))
-    return [cause]
+    """Findings explained by a cause (:data:`CAUSES`) are listed in its evidence under ``consequences`` instead of
+    as findings of their own; info notes are left as they are (or, under an error cause, dropped)."""
+    for code, symptoms in CAUSES.items():
+        cause = next((f for f in findings if f.code == code and (symptoms is not None or f.severity == "error")),
+                     None)
+        if cause is None:
+            continue
+        folded = [f for f in findings if f is not cause and f.severity != "info"
+                  and (symptoms is None or f.code in symptoms)]
+        if folded:
+            cause.evidence["consequences"] = list(dict.fromkeys(f.code for f in folded))
+        if symptoms is None:
+            return [cause]
+        findings = [f for f in findings if f not in folded]
+    return findings

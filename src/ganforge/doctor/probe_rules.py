@@ -15,8 +15,11 @@ benchmarks/README.md, two seeds):
   least a fifth of an even split of them), at three checks in a row with 50 such points or more (healthy ring:
   8 of 8 from step 300 on, while the count of modes covered still rises; G 10x faster than D: 1-2 of 8);
 * translation: at three checks in a row, |G(A) - A| under 15% of |B - A| (the identity map); outputs of
-  different inputs differing by under 10% of what the inputs differ by (a constant output); outputs' Laplacian
-  energy under 30% of the targets' while the GAN term makes under 1% of G's loss (the L1-only blur).
+  different inputs differing by under 20% of what the inputs differ by (a constant output: healthy pix2pix
+  0.78-1.03 and CycleGAN 0.49-0.64 of the inputs' spread from step 100 on, a CycleGAN whose identity weight
+  drowns the rest 0.05-0.12); outputs' Laplacian
+  energy under 30% of the targets' while the GAN term makes under 1% of G's loss (the L1-only blur; healthy
+  pix2pix: 10% to 72% over its first 600 steps, with a GAN share near 10%, so the share is what separates them).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ GRAD_SPIKE = 20.0  # a gradient norm more than this many times its running media
 RT_GAP, SCORE_GAP, GAP_CHECKS = 0.3, 0.1, 2
 MODE_CHECKS, MIN_HIGH_QUALITY = 3, 50
 TRANSLATION_CHECKS = 3
-IDENTITY, CONSTANT, BLUR, GAN_SHARE = 0.15, 0.1, 0.3, 0.01
+IDENTITY, CONSTANT, BLUR, GAN_SHARE = 0.15, 0.2, 0.3, 0.01
 
 
 def probe_rows(rows: list[dict]) -> list[tuple[int, dict]]:
