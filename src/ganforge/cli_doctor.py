@@ -17,9 +17,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "doctor", help="say what is wrong with a trained run, with the evidence and the fix",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=(
-            "checks: D winning (G gets no gradient), divergence (NaN, loss spikes), a stalled FID/KID/IS,\n"
-            "D overfitting (ADA's r_t, small data without augmentation), and on 256 samples (seed 0) constant or\n"
-            "noise images and mode collapse.\n"
+            "checks: divergence (NaN, loss spikes, weights grown 10x, gradient spikes), D winning (G gets no\n"
+            "gradient), a stalled FID/KID/IS, D overfitting (training vs held-out reals, ADA's r_t), modes covered\n"
+            "on the toy ring and grid, translation (identity map, constant output, the GAN term ignored), and on\n"
+            "256 samples (seed 0) constant or noise images and mode collapse (a run under 1000 steps: only when\n"
+            "two checkpoints show it).\n"
             "exit status: 0 when no finding is an error, 1 when one is, 2 for bad input."))
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `ganforge train --out`")
     p.add_argument("--json", action="store_true",
