@@ -167,6 +167,8 @@ class Probe:
     def real_scores(self) -> dict[str, Any]:
         """D's mean output and E[sign(D(x))] on the fixed training batch and the fixed held-out batch."""
         D = self.trainer.raw["D"]
+        if any(isinstance(m, nn.SyncBatchNorm) for m in D.modules()):
+            return {}  # in training mode it would wait for the other processes, which are not scoring
         device = next(D.parameters()).device
         conditional = bool(getattr(self.trainer.task, "num_classes", 0))
         probabilities = bool(getattr(getattr(self.trainer.task, "gan_loss", None), "probabilities", True))
