@@ -52,12 +52,18 @@ def main() -> None:
     run = build_run(cfg, out / "run")
     written: dict[int, float] = {}
     start = time.perf_counter()
-    run.trainer.events.subscribe("on_checkpoint", lambda path, step: written.setdefault(step, time.perf_counter()))
+    used: set[int] = set()
+
+    def checkpoint(path, step) -> None:
+        written.setdefault(step, time.perf_counter())
+        used.add(torch.get_num_threads())  # the thread policy's choice while the run trains
+
+    run.trainer.events.subscribe("on_checkpoint", checkpoint)
     try:
         run.fit()
     finally:
         run.close()
-    threads = json.loads((out / "run" / "config.json").read_text())["config"].get("threads")
+    threads = ",".join(map(str, sorted(used)))
     print("after: ", load_line(), f"(the run trained with {threads} threads)", flush=True)
     mse_steps = int(run.cfg.task_options.get("mse_steps", 0)) if cfg.model == "srgan" else None
     results = []
