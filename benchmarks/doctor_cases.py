@@ -1,7 +1,9 @@
 """Known answers for the GAN doctor: runs made healthy or broken on purpose, each with the finding it should get,
 trained with two seeds. Prints one line per run: what the doctor said during training (the health rows: each
 kind with the first step it was reported) and after training (``ganforge.doctor``: rows and samples), and whether
-it named what was broken, first, and nothing else as an error (or, for a healthy run, nothing at all).
+it named what was broken, first, and nothing else as an error (or, for a healthy run, nothing at all). Other
+warnings on a broken run are listed as "also" (a G that stopped learning also draws alike samples); on a healthy
+run anything is a false alarm.
 
     .venv/bin/python benchmarks/doctor_cases.py [--seeds 0,1] [--cases healthy,minimax_d_wins,...]
 
@@ -126,7 +128,7 @@ def run_case(case: Case, seed: int, root: Path, small: Path) -> dict:
         ok = not serious and not live
     return {"case": case.name, "seed": seed, "seconds": seconds, "stopped": failed is not None,
             "expected": sorted(case.expect), "after": after, "live": live, "ok": ok,
-            "false_alarms": sorted((set(after) | set(live)) - case.expect)}
+            "others": sorted((set(after) | set(live)) - case.expect)}
 
 
 def main() -> None:
@@ -145,7 +147,8 @@ def main() -> None:
                 results.append(r)
                 print(f"{r['case']:18s} seed {r['seed']}: {r['seconds']:6.1f} s{' (stopped)' if r['stopped'] else ''}"
                       f"  expected {r['expected'] or 'nothing'}  during training {r['live'] or 'nothing'}"
-                      f"  after {r['after'] or 'nothing'}  false alarms {r['false_alarms'] or 'none'}"
+                      f"  after {r['after'] or 'nothing'}  {'also' if r['expected'] else 'false alarms'} "
+                      f"{r['others'] or 'none'}"
                       f"  {'OK' if r['ok'] else 'WRONG'}", flush=True)
     right = sum(r["ok"] for r in results)
     print(f"{right} of {len(results)} runs diagnosed as expected")

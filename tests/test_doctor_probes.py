@@ -253,3 +253,9 @@ def test_d_winning_over_a_g_that_ignores_the_gan_term_is_folded_into_gan_term_ig
     assert ignored.evidence["consequences"] == ["d_wins"]
     spikes = Finding("warning", "divergence", "spikes", {})  # a warning is no cause of everything else
     assert fold_consequences([spikes, other]) == [spikes, other]
+
+
+def test_d_wins_is_left_to_the_translation_rules_in_translating_families():
+    rows = train_rows(range(20, 420, 20), D_real=0.97, D_fake=0.02)
+    assert d_wins(rows, {"model": "pix2pix", "task_options": {"loss": "vanilla"}}) == []
+    assert [f.code for f in d_wins(rows, {"model": "dcgan", **config_of()})] == ["d_wins"]

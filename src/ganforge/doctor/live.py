@@ -22,7 +22,7 @@ from typing import Any
 from ..viz import read_metrics
 from .findings import Finding, fold_consequences
 from .probes import Probe
-from .rules import LOSS_KEYS, RULES
+from .rules import RULES, is_training_row
 
 HEALTH_KEYS = ("kind", "severity", "message", "fix")
 
@@ -56,7 +56,7 @@ class HealthWatcher:
             return  # our own row, coming back through the trainer
         self.rows.append(row)
         step = row.get("step")
-        if not isinstance(step, int) or step % self.interval or not any(k in row for k in LOSS_KEYS):
+        if not isinstance(step, int) or step % self.interval or not is_training_row(row):
             return
         entries = health_entries(fold_consequences([f for rule in RULES for f in rule(self.rows, self.config)]))
         if _signature(entries) != self.current:

@@ -12,6 +12,8 @@ import math
 from statistics import median
 from typing import Any
 
+from ..errors import GanforgeError
+from ..families import family_of
 from ..losses import LOSSES
 from .findings import Finding
 from .probe_rules import g_gradient, grad_spikes, heldout_gap, toy_mode_collapse, translation_rules, weight_blowup
@@ -31,11 +33,16 @@ LOWER_IS_BETTER = {"fid": True, "kid": True, "is": False}
 LOSS_KEYS = ("loss_D", "loss_G")
 
 
+def is_training_row(row: dict) -> bool:
+    """A row of the loop's losses: any loss_* number (loss_D, loss_G; CycleGAN's loss_G_A, loss_cycle_A ...)."""
+    return any(k.startswith("loss_") for k in row)
+
+
 def training_rows(rows: list[dict]) -> list[dict]:
     """The rows with losses, one per step (a repeated step keeps its last row), in step order."""
     by_step = {}
     for row in rows:
-        if "step" in row and any(k in row for k in LOSS_KEYS):
+        if "step" in row and is_training_row(row):
             by_step[int(row["step"])] = row
     return [by_step[s] for s in sorted(by_step)]
 
@@ -53,6 +60,15 @@ def _options(config: dict) -> dict:
 
 def _training(config: dict) -> dict:
     return config.get("config") or {}
+
+
+def _translates(config: dict) -> bool:
+    """Whether the run's family translates images (pix2pix, CycleGAN), as its family says."""
+    model = config.get("model") or _training(config).get("model")
+    try:
+        return bool(model) and family_of(model).can("translate")
+    except GanforgeError:
+        return False
 
 
 def _loss(config: dict) -> str:
@@ -76,9 +92,11 @@ def _finite(value: Any) -> bool:
 
 
 def d_wins(rows: list[dict], config: dict) -> list[Finding]:
-    """D rejects the fakes with confidence (D(G(z)) < 0.05 while D(x) > 0.95) over most of the last 30% of steps."""
+    """D rejects the fakes with confidence (D(G(z)) < 0.05 while D(x) > 0.95) over most of the last 30% of steps.
+    Not for translating families: their L1 / cycle terms carry G, and a confident D is common in healthy runs
+    (pix2pix on edges2fashion: D(G(A)) 0.02-0.05 from step 60 to 240); the translation rules cover them."""
     loss = _loss(config)
-    if not _probabilities(loss):
+    if not _probabilities(loss) or _translates(config):
         return []
     stretch = [r for r in tail(training_rows(rows)) if _finite(r.get("D_fake")) and _finite(r.get("D_real"))]
     if len(stretch) < MIN_TAIL_ROWS:
