@@ -229,3 +229,41 @@ def test_upscale_goes_through_the_thread_policy(run, photos, tmp_path, monkeypat
     with pytest.raises(Reached):
         model.upscale(np.zeros((1, 4, 4, 3), np.uint8), threads=3)
     assert calls == [(3, None)] and not (tmp_path / "o").exists()
+
+
+def test_vgg19_content_loss_is_phi_5_4_over_12_75(photos, tmp_path):
+    """With weights given (here random ones in torchvision's layout), the content loss is MSE of torchvision's
+    VGG19 features up to relu5_4 (features.35), each map divided by 12.75; conv5_4 takes them before the ReLU."""
+    import torchvision.models.vgg as tv
+
+    torch.manual_seed(0)
+    features = tv.make_layers(tv.cfgs["E"])  # torchvision's vgg19().features
+    weights = tmp_path / "vgg19-dcbb9e9d.pth"
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, weights)
+    sr, hr = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
+
+    def phi(x, last):
+        x = ((x + 1) / 2 - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        with torch.no_grad():
+            for layer in list(features)[:last + 1]:
+                x = layer(x.clone())
+        return x
+
+    for layers, last in ((None, 35), (["conv5_4"], 34)):
+        options = {"network": "vgg19", "weights": str(weights), "content_layers": layers}
+        task = build_task(config(photos, task_options=options), {**TINY["model_options"], "image_size": 16})
+        want = float(((phi(sr, last) / 12.75 - phi(hr, last) / 12.75) ** 2).mean())
+        with torch.no_grad():
+            assert float(task.content_loss(sr, hr)) == pytest.approx(want, rel=1e-4)
+
+
+def test_eval_against_another_source_reads_its_test_split(run, tmp_path):
+    other = tmp_path / "other"
+    for split, n in (("train", 1), ("test", 3)):
+        (other / split).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(photo(20 + 2 * i, 22, 10 + i)).save(other / split / f"{split}{i}.png")
+    result = ganforge.evaluate(run, against=str(other), record=False)
+    assert result["images"] == ["test0", "test1", "test2"] and result["n"] == 3 and result["data"] == str(other)
+    assert result["protocol"].startswith(f"x2 super-resolution on 3 whole {other} images")
+    assert ganforge.evaluate(run, n=1, record=False)["n"] == 1

@@ -1,9 +1,10 @@
 """The SR evaluation of an srgan / srresnet run (``ganforge eval RUN``, ``ganforge.evaluate(run)``).
 
-On whole held-out photos (the run's data, ``test`` split; or ``against``: another source such as Set5, every
-image at its own resolution), each mod-cropped to a multiple of the scale, LR made by the protocol's bicubic
-(:func:`ganforge.metrics.sr.bicubic_downscale`), rows for bicubic upscaling, the SRResNet (an srgan run's
-``G_mse``, the end of its MSE stage) and the SRGAN (the checkpoint's G), each a mean over the images of:
+On whole held-out photos (the ``test`` split of the run's data at its load size; or of ``against``, another
+source at its own resolution: a published set such as Set5 is one split, all of it), each mod-cropped to a
+multiple of the scale, LR made by the protocol's bicubic (:func:`ganforge.metrics.sr.bicubic_downscale`), rows
+for bicubic upscaling, the SRResNet (an srgan run's ``G_mse``, the end of its MSE stage) and the SRGAN (the
+checkpoint's G), each a mean over the images of:
 
 * PSNR and SSIM on Y (BT.601) with ``scale`` pixels shaved (:mod:`ganforge.metrics.sr`; higher is better);
 * ``LPIPS-rand``: an LPIPS-like perceptual distance (Zhang et al. 2018, without learned layer weights) with
