@@ -102,6 +102,9 @@ def test_bad_task_options_are_one_sentence(photos, tmp_path):
                              ({"network": "vgg19"}, "GANFORGE_OFFLINE=1 forbids downloading them")):
         with pytest.raises(GanforgeError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
             ganforge.train(config(photos, task_options=options), tmp_path / "never")
+    with pytest.raises(GanforgeError, match="srgan cannot train with precision fp16: its D gets no gradients"):
+        ganforge.train(config(photos, precision="fp16"), tmp_path / "never")
+    assert not (tmp_path / "never").exists()
 
 
 def test_srresnet_trains_on_mse_alone_and_exports_with_the_bicubic_skip(photos, tmp_path):

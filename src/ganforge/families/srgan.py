@@ -46,6 +46,9 @@ def sr_data(cfg: TrainConfig, split: str, augment: bool = True) -> SRPairs:
     if d.derive:
         raise GanforgeError(f"derive={d.derive} makes pairs for pix2pix; {cfg.model} makes its LR inputs from HR "
                             "photos itself (give a folder of photos).")
+    if cfg.precision == "fp16" and cfg.model == "srgan":  # checked here: the one hook that sees the run's config
+        raise GanforgeError("srgan cannot train with precision fp16: its D gets no gradients in the MSE stage, which "
+                            "the fp16 gradient scaler refuses; use bf16 or fp32.")
     images, names = read_photos(d.name, d.root, split, d.load_size, d.channels or 3)
     return SRPairs(images, names, d.image_size or DEFAULT_CROP, _scale(cfg), bicubic_downscale,
                    flip=d.flip and augment, name=d.name)
