@@ -14,6 +14,9 @@ Recipes (``--recipes``, comma-separated):
               (0.5, 0.999), batch 64, non-saturating loss, no EMA; samples in train mode, as main.py does
     none      nothing but the --variant recipes
 
+``--step-points 3000,6000`` evaluates at step counts instead of minutes: quality per step, which a busy
+machine does not change (img/s is still printed, but compare speeds only on a quiet machine).
+
 ``--variant "NAME:k=v,k=v"`` adds the preset with those overrides (an ablation row each). ``--small N``
 writes N Fashion-MNIST training images (seeded, all classes) into OUT/small_N/ as an image folder and
 trains the preset on it (28x28) with augment=none, diffaugment and ada; FID is still measured against
@@ -168,15 +171,16 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor | None, real, extractor)
 
 
 def train_and_measure(recipe: Recipe, points: list[float], n: int, real, extractor,
-                      log: Callable[[str], None], grid: Path | None = None) -> list[dict]:
-    """Train ``recipe`` until the last point (minutes of training) or its end, evaluating at each point;
-    ``grid``: where to write the first 100 samples of the last evaluation."""
+                      log: Callable[[str], None], grid: Path | None = None, in_steps: bool = False) -> list[dict]:
+    """Train ``recipe`` until the last point (minutes of training, or steps with ``in_steps``) or its end,
+    evaluating at each point; ``grid``: where to write the first 100 samples of the last evaluation."""
     rows, trained, steps = [], 0.0, 0
     pending = list(points)
     while pending:
         t0 = time.perf_counter()
         ended = recipe.total_steps is not None and steps >= recipe.total_steps
-        while not ended and trained + (time.perf_counter() - t0) < pending[0] * 60:
+        while not ended and (steps < pending[0] if in_steps
+                             else trained + (time.perf_counter() - t0) < pending[0] * 60):
             recipe.step()
             steps += 1
             ended = recipe.total_steps is not None and steps >= recipe.total_steps
@@ -258,6 +262,8 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], help="key=value overrides of the preset recipe and variants")
     p.add_argument("--budget", type=float, default=10.0, help="minutes of training per recipe")
     p.add_argument("--points", default=None, help="minutes at which to evaluate (default 1,2,5,10 within budget)")
+    p.add_argument("--step-points", default=None,
+                   help="steps at which to evaluate instead of minutes (quality per step: fair on a busy machine)")
     p.add_argument("--n", type=int, default=10000, help="samples (and real images) per evaluation")
     p.add_argument("--small", type=int, default=0, help="train on this many images, with and without augmentation")
     p.add_argument("--threads", type=int, default=2)
@@ -267,7 +273,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.points:
+    if args.step_points:
+        points = sorted(int(x) for x in args.step_points.split(","))
+    elif args.points:
         points = sorted(float(x) for x in args.points.split(","))
     else:
         points = sorted({x for x in (1.0, 2.0, 5.0, 10.0, 20.0, 30.0) if x < args.budget} | {args.budget})
@@ -305,7 +313,8 @@ def main() -> None:
     extractor = get_extractor("fmnist")
     real, _ = dataset_features("fashion-mnist", "train", args.n, extractor, seed=args.seed)
     load = os.getloadavg()[0]
-    print(f"time to quality: budget {args.budget:g} min per recipe, points {points}, n={args.n}, "
+    print(f"time to quality: budget {args.budget:g} min per recipe, points {points}"
+          f"{' (steps)' if args.step_points else ' (minutes)'}, n={args.n}, "
           f"{torch.get_num_threads()} threads, load average {load:.2f}"
           + ("  (warning: the machine is busy; times are not comparable)" if load > 0.5 else ""))
     print(HEADER)
@@ -314,7 +323,7 @@ def main() -> None:
         recipe = make()
         try:
             rows += train_and_measure(recipe, points, args.n, real, extractor, lambda s: print(s, flush=True),
-                                      out / f"samples_{name}.png")
+                                      out / f"samples_{name}.png", in_steps=bool(args.step_points))
         finally:
             recipe.close()
         (out / "results.json").write_text(json.dumps({"points": points, "n": args.n, "rows": rows}, indent=1))
