@@ -54,10 +54,11 @@ def test_a_run_logs_probe_rows_and_trains_the_same_with_them(idx_root, tmp_path)
     ganforge.train(on, tmp_path / "on")
     ganforge.train(off, tmp_path / "off")
     rows = read_metrics(tmp_path / "on" / "metrics.jsonl")
+    assert [r["step"] for r in rows if "loss_D" in r] == [1, 2, 3, 4, 5, 6]  # one row per logged step still
     found = dict(probe_rows(rows))
-    assert sorted(found) == [0, 1, 2, 3, 4, 5, 6]
-    assert set(found[0]) == {"weight_norm"} and set(found[0]["weight_norm"]) == {"D", "G"}
-    assert set(found[1]) == {"grad_norm", "weight_norm"}
+    assert sorted(found) == [1, 2, 3, 4, 5, 6] and all("loss_D" in r for r in rows if "probe" in r)
+    assert set(found[1]) == {"grad_norm", "weight_norm", "weight_norm_start"}  # the initial weights, once
+    assert set(found[2]) == {"grad_norm", "weight_norm"} and set(found[2]["weight_norm"]) == {"D", "G"}
     for step in (3, 6):  # the doctor's interval: D on the fixed training batch and on the test split's
         assert {"D_train", "D_heldout", "rt_train", "rt_heldout"} <= set(found[step])
         assert 0 <= found[step]["D_train"] <= 1 and -1 <= found[step]["rt_heldout"] <= 1
@@ -75,12 +76,14 @@ def test_a_run_logs_probe_rows_and_trains_the_same_with_them(idx_root, tmp_path)
 
 def test_weights_ten_times_their_start_are_a_divergence_that_explains_the_symptoms():
     steps = range(20, 220, 20)
-    rows = train_rows(steps, D_real=0.999, D_fake=0.001) + [{"step": 0, "probe": {"weight_norm": {"G": 10.0}}}] \
-        + probes(steps, lambda i: {"weight_norm": {"G": 10.0 if i < 3 else 400.0}, "grad_norm": {"G": 0.0}})
+    rows = train_rows(steps, D_real=0.999, D_fake=0.001) + probes(steps, lambda i: {
+        "weight_norm": {"G": 10.0 if i < 3 else 400.0}, "grad_norm": {"G": 0.0},
+        **({"weight_norm_start": {"G": 10.0}} if i == 0 else {})})
     [f] = divergence(rows, config_of())
     assert (f.severity, f.code) == ("error", "divergence")
     assert f.evidence["network"] == "G" and f.evidence["growth"] == 40.0
     assert f.evidence["first_step"] == 80 and f.evidence["steps"] == [80, 200] and f.evidence["grad_norm_zero"]
+    assert f.evidence["from_step"] == 0 and f.evidence["weight_norm_start"] == 10.0
     assert "lr_g=0.5 lr_d=0.5" in f.fix
     [wins] = d_wins(rows, config_of())
     [folded] = fold_consequences([f, wins, Finding("error", "noise_output", "noise", {})])

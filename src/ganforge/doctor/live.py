@@ -77,10 +77,11 @@ def watch(trainer: Any) -> Callable[[], None] | None:
     config = {**trainer.meta, "config": cfg.to_dict()}  # what config.json holds (the dataset's size with it)
     watcher = HealthWatcher(rows, config, cfg.health_every, cfg.log_every, trainer.log)
     probe = Probe(trainer, cfg.health_every)
-    stops = [trainer.events.subscribe("on_step", probe.on_step), trainer.events.subscribe("on_log", watcher.on_log)]
+    trainer.row_fields.append(probe.fields)
+    stop = trainer.events.subscribe("on_log", watcher.on_log)
 
     def unsubscribe() -> None:
-        for stop in stops:
-            stop()
+        stop()
+        trainer.row_fields.remove(probe.fields)
 
     return unsubscribe

@@ -24,6 +24,7 @@ def _probe(*path: str) -> Getter:
         for key in path:
             probe = probe.get(key) if isinstance(probe, dict) else None
         return probe
+    get.path = path  # type: ignore[attr-defined]
     return get
 
 
@@ -71,6 +72,10 @@ def evidence_plot(rows: list[dict], finding: dict) -> dict | None:
         for name, where, key in wanted:
             get = key if callable(key) else (lambda r, k=key: r.get(k))
             points = [[step, value] for step, r in sources[where] if (value := _number(get(r))) is not None]
+            path = getattr(key, "path", ())
+            if path[:1] == ("weight_norm",) and sources["probe"]:
+                start = _number(_probe("weight_norm_start", *path[1:])(sources["probe"][0][1]))
+                points = ([[0, start]] if start is not None else []) + points  # the initial weights
             if points:
                 series[name] = points
         if series:

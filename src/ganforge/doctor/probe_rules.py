@@ -58,7 +58,9 @@ def weight_blowup(rows: list[dict]) -> dict | None:
     nets = sorted({n for _, p in probes for n in p.get("weight_norm", {})})
     worst = None
     for net in nets:
-        series = [(s, p["weight_norm"][net]) for s, p in probes if _finite(p.get("weight_norm", {}).get(net))]
+        start = [(0, p["weight_norm_start"][net]) for _, p in probes[:1]
+                 if _finite(p.get("weight_norm_start", {}).get(net))]  # a run's first row: its initial weights
+        series = start + [(s, p["weight_norm"][net]) for s, p in probes if _finite(p.get("weight_norm", {}).get(net))]
         if len(series) < 2 or series[0][1] <= 0:
             continue
         first = next((s for s, v in series if v > WEIGHT_GROWTH * series[0][1]), None)

@@ -1,12 +1,14 @@
 """What the doctor measures while a run trains, beyond the losses: cheap numbers logged as ``probe`` rows.
 
-At every log row's step (before the training row of that step), a :class:`Probe` logs through ``trainer.log``::
+A :class:`Probe` adds a ``probe`` field to every training row the loop logs (``trainer.row_fields``), so that
+metrics.jsonl keeps one row per logged step::
 
-    {"step": 200, "probe": {"grad_norm": {"G": 0.8, "D": 2.1}, "weight_norm": {"G": 14.2, "D": 9.7}, ...}}
+    {"step": 200, "loss_D": ..., "probe": {"grad_norm": {"G": 0.8, "D": 2.1}, "weight_norm": {"G": 14.2, ...}}}
 
 * ``grad_norm`` / ``weight_norm``: the L2 norm of each trained network's gradient (of its last update in the
   step; the loop leaves it in ``.grad``) and of its weights. Every log row: a few norms over tensors already
-  in memory. A run that starts from step 0 also logs its initial weight norms as a step-0 probe row.
+  in memory. The first row of a run that starts from step 0 also holds ``weight_norm_start``, the norms of the
+  initial weights.
 
 At the doctor's interval (``health_every`` log rows) only, what the run's family can show:
 
@@ -117,7 +119,7 @@ def _pick(data, n: int) -> dict[str, torch.Tensor]:
 
 
 class Probe:
-    """Subscribed to a trainer's on_step by :func:`ganforge.doctor.live.watch` (main process)."""
+    """Added to a trainer's ``row_fields`` by :func:`ganforge.doctor.live.watch` (main process)."""
 
     def __init__(self, trainer: Any, health_every: int) -> None:
         self.trainer, self.cfg = trainer, trainer.cfg
@@ -126,22 +128,19 @@ class Probe:
         self.trained = sorted({n for p in trainer.phases for n in p.nets})
         self.start = None
         if trainer.step == 0:
-            self.start = {"step": 0, "probe": {"weight_norm": _rounded(
-                {n: weight_norm(trainer.raw[n]) for n in self.trained})}}
+            self.start = _rounded({n: weight_norm(trainer.raw[n]) for n in self.trained})
         self._batches: dict[str, Any] | None = None
         self._modes = mode_set(self.cfg.data.name) if self.family.can("points") else None
 
-    def on_step(self, step: int) -> None:
-        if step % self.cfg.log_every and step != self.trainer.total_steps:
-            return
+    def fields(self, step: int) -> dict[str, Any]:
+        """The ``probe`` field of the training row of ``step`` (called by the loop for every log row)."""
         grads, weights = network_norms({n: self.trainer.raw[n] for n in self.trained})
         probe: dict[str, Any] = {"grad_norm": _rounded(grads), "weight_norm": _rounded(weights)}
+        if self.start is not None:
+            probe["weight_norm_start"], self.start = self.start, None
         if step % self.interval == 0:
             probe.update(self.measure())
-        if self.start is not None:
-            self.trainer.log(self.start)
-            self.start = None
-        self.trainer.log({"step": step, "probe": probe})
+        return {"probe": probe}
 
     # ------------------------------------------------------------------ at the doctor's interval
     def measure(self) -> dict[str, Any]:

@@ -77,6 +77,8 @@ class Trainer:
         self.stopped_by: str | None = None  # why fit() ended before total_steps: request | SIGINT | SIGTERM
         self.last_checkpoint: Path | None = resume.path if resume is not None else None  # the newest step checkpoint
         self._rows: list[dict[str, Any]] = []  # rows given to log() while an on_log emit is in progress
+        # more fields of each log row of the loop: (step) -> dict, merged into the row (the doctor's probe)
+        self.row_fields: list[Callable[[int], dict[str, Any]]] = []
 
         if cfg.precision == "fp16" and device.type != "cuda":
             raise GanforgeError("precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU.")
@@ -453,11 +455,13 @@ class Trainer:
             if self.step % cfg.log_every == 0 or self.step == self.total_steps or stop is not None:
                 if self.is_main:  # the other ranks skip the row and its device-to-host copies
                     dt = time.perf_counter() - t0
-                    self.log({
-                        "step": self.step, **{k: round(float(v) / n_acc, 6) for k, v in acc.items()},
-                        "img_per_s": round(images_per_step * (self.step - steps0) / max(dt, 1e-9), 2),
-                        "lr_g_factor": round(lr_factor(self.step, self.total_steps, cfg.lr_schedule,
-                                                       cfg.lr_decay_start), 6)})
+                    row = {"step": self.step, **{k: round(float(v) / n_acc, 6) for k, v in acc.items()},
+                           "img_per_s": round(images_per_step * (self.step - steps0) / max(dt, 1e-9), 2),
+                           "lr_g_factor": round(lr_factor(self.step, self.total_steps, cfg.lr_schedule,
+                                                          cfg.lr_decay_start), 6)}
+                    for fields in self.row_fields:
+                        row.update(fields(self.step))
+                    self.log(row)
                 acc, n_acc = {}, 0
                 t0, steps0 = time.perf_counter(), self.step
             if self.is_main and cfg.sample_every and self.step % cfg.sample_every == 0:
