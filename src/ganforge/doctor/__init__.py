@@ -3,8 +3,8 @@
     findings = diagnose("runs/fmnist")     # the rules over metrics.jsonl, then a batch of samples
     print(report(findings))
 
-The rules (:mod:`.rules`, :mod:`.probe_rules`) read the run's metrics.jsonl (training rows, and the probe rows of
-:mod:`.probes`: weight and gradient norms, D on held-out reals, toy modes, translation outputs) and config.json;
+The rules (:mod:`.rules`, :mod:`.probe_rules`) read the run's metrics.jsonl (training rows, with the ``probe`` field
+of :mod:`.probes`: weight and gradient norms, D on held-out reals, toy modes, translation outputs) and config.json;
 the sample checks (:mod:`.samples`) load the latest checkpoint and draw a fixed batch. A cause folds its symptoms
 into its evidence (:func:`.findings.fold_consequences`). A healthy run gets one "info" finding that says what was
 checked. :func:`monitor_view` is what the studio's monitor shows: the rules' findings with their evidence plots.

@@ -4,7 +4,7 @@
     # {"title": "D's outputs", "series": {"D_real": [[50, 0.61], ...], "D_fake": [...]}, "onset": 750}
 
 Pure data (the studio's monitor draws it; a notebook could too): every series is a list of [step, value] pairs
-of finite numbers, read from the training, evaluation and probe rows of metrics.jsonl.
+of finite numbers, read from the training rows (and their ``probe`` field) and evaluation rows of metrics.jsonl.
 """
 
 from __future__ import annotations

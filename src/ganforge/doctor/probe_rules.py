@@ -1,8 +1,8 @@
 """Rules over the ``probe`` rows of :mod:`.probes` (pure functions of rows and config, like :mod:`.rules`).
 
-A probe row is ``{"step": N, "probe": {...}}``; runs trained before the probes existed have none, and every rule
-here then finds nothing. Thresholds, each with the measurement that placed it (benchmarks/doctor_cases.py and
-benchmarks/README.md, two seeds):
+A probe row is a row with a ``probe`` field (the loop's training rows carry it: ``{"step": N, ..., "probe": {...}}``);
+runs trained before the probes existed have none, and every rule here then finds nothing. Thresholds, each with the
+measurement that placed it (benchmarks/doctor_cases.py and benchmarks/README.md, two seeds):
 
 * weights: a network's weight norm more than 10x its first logged value is a blow-up (healthy fmnist-demo: 1.2x
   after 400 steps; learning rates of 5: 230x and 380x after 20 steps);
@@ -40,7 +40,7 @@ IDENTITY, CONSTANT, BLUR, GAN_SHARE = 0.15, 0.2, 0.3, 0.01
 
 
 def probe_rows(rows: list[dict]) -> list[tuple[int, dict]]:
-    """(step, probe) for every probe row, one per step (the last), in step order."""
+    """(step, probe) for every row with a probe field, one per step (fields of one step merged), in step order."""
     by_step = {}
     for r in rows:
         if isinstance(r.get("probe"), dict) and "step" in r:
