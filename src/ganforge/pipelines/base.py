@@ -174,3 +174,18 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, step={self.step}, path={str(self.path) if self.path else None})"
+
+
+class ImageToImagePipeline(Pipeline):
+    """A pipeline whose network maps images to images, G(A), with outputs clamped to [-1, 1] (stylisation,
+    super-resolution). Subclasses say how uint8 images go in and out."""
+
+    def forward(self, net: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """G(A) clamped: A [N, C, h, w] in [-1, 1] -> the network's images in [-1, 1]."""
+        return net(inputs["A"]).clamp(-1, 1)
+
+    def generate(self, inputs: dict[str, torch.Tensor], ema: bool | None = None,
+                 net: nn.Module | None = None) -> torch.Tensor:
+        """G(A) in [-1, 1], A moved to the network's device."""
+        net = net if net is not None else self.generator(ema)
+        return self.forward(net, {"A": inputs["A"].to(next(net.parameters()).device)})

@@ -16,23 +16,15 @@ from ..data import convert_images
 from ..errors import GanforgeError
 from ..threads import applies_threads
 from ..viz import to_uint8
-from .base import Pipeline, TensorSpec, run_padded
+from .base import ImageToImagePipeline, TensorSpec, run_padded
 
 
-class StylizationPipeline(Pipeline):
+class StylizationPipeline(ImageToImagePipeline):
     """uint8 images in, uint8 stylised images out (``stylize`` / calling it); float [-1, 1] with ``generate``."""
 
     kind = "stylization"
     multiple = 4
 
-    def forward(self, net: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """G(A) clamped: A [N, 3, H, W] in [-1, 1], H and W multiples of 4 -> [N, 3, H, W] in [-1, 1]."""
-        return net(inputs["A"]).clamp(-1, 1)
-
-    def generate(self, inputs: dict[str, torch.Tensor], ema: bool | None = None,
-                 net: nn.Module | None = None) -> torch.Tensor:
-        net = net if net is not None else self.generator(ema)
-        return self.forward(net, {"A": inputs["A"].to(next(net.parameters()).device)})
 
     def _run(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return to_uint8(run_padded(lambda t: self.forward(net, {"A": t.to(self.device)}), x, self.multiple))

@@ -20,12 +20,12 @@ from torch import nn
 from ..errors import GanforgeError
 from ..threads import applies_threads
 from ..viz import to_uint8
-from .base import Pipeline, TensorSpec
+from .base import ImageToImagePipeline, TensorSpec
 
 WHICH = ("srgan", "srresnet")
 
 
-class SuperResolutionPipeline(Pipeline):
+class SuperResolutionPipeline(ImageToImagePipeline):
     """uint8 images in, ``scale`` x larger uint8 images out (``upscale`` / calling it)."""
 
     kind = "super-resolution"
@@ -53,14 +53,6 @@ class SuperResolutionPipeline(Pipeline):
         return self.nets["G_mse"]
 
     # ------------------------------------------------------------------ float tensors
-    def forward(self, net: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """G(A) clamped: A [N, C, h, w] in [-1, 1] -> [N, C, scale h, scale w] in [-1, 1]."""
-        return net(inputs["A"]).clamp(-1, 1)
-
-    def generate(self, inputs: dict[str, torch.Tensor], ema: bool | None = None,
-                 net: nn.Module | None = None) -> torch.Tensor:
-        net = net if net is not None else self.generator(ema)
-        return self.forward(net, {"A": inputs["A"].to(next(net.parameters()).device)})
 
     # ------------------------------------------------------------------ uint8 images
     def _check(self, images) -> tuple[list[np.ndarray], bool]:
