@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import io
 import struct
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +95,13 @@ def train_interrupted(cfg, run_dir: Path, stop_at: int, monkeypatch) -> None:
     with pytest.raises(Interrupted):
         ganforge.train(cfg, run_dir)
     monkeypatch.setattr(Trainer, "train_step", original)
+
+
+def tar_gz(path: Path, members: dict[str, bytes]) -> Path:
+    """A .tar.gz at ``path`` holding {member name: bytes} (archives for the download tests)."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path

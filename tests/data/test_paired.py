@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import io
-import tarfile
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from conftest import tar_gz
 from ganforge.data.download import safe_extract_tar
 from ganforge.data.paired import PAIRED_DATASETS, PairedData, load_paired, pix2pix_url
 from ganforge.errors import GanforgeError
@@ -238,20 +238,11 @@ def _jpeg_pair(a_value, b_value, size=8):
     return buf.getvalue()
 
 
-def _tar(path, members):
-    """A .tar.gz with {member name: bytes}."""
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
-
 
 def test_download_extract_and_load_from_a_file_url(tmp_path, monkeypatch):
     served = tmp_path / "served"
     served.mkdir()
-    _tar(served / "facades.tar.gz", {
+    tar_gz(served / "facades.tar.gz", {
         "facades/train/1.jpg": _jpeg_pair(30, 220),
         "facades/train/2.jpg": _jpeg_pair(60, 190),
         "facades/val/1.jpg": _jpeg_pair(90, 160),
@@ -303,7 +294,7 @@ def test_published_dataset_found_under_root_without_download(tmp_path, monkeypat
 
 @pytest.mark.parametrize("bad", ["../evil.png", "/abs/evil.png", "facades/../../evil.png"])
 def test_unsafe_archive_members_are_refused(tmp_path, bad):
-    archive = _tar(tmp_path / "bad.tar.gz", {"facades/train/1.jpg": _jpeg_pair(1, 2), bad: b"x"})
+    archive = tar_gz(tmp_path / "bad.tar.gz", {"facades/train/1.jpg": _jpeg_pair(1, 2), bad: b"x"})
     dest = tmp_path / "out" / "inner"
     dest.mkdir(parents=True)
     with pytest.raises(GanforgeError, match="outside the target folder"):

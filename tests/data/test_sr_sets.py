@@ -4,13 +4,13 @@ against small archives the tests make and serve as file:// URLs (never the netwo
 from __future__ import annotations
 
 import io
-import tarfile
 import zipfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import tar_gz
 from ganforge.data.sr_sets import SR_SETS, sr_set_folder, sr_set_url
 from ganforge.errors import GanforgeError
 from ganforge.io import cache_dir
@@ -22,14 +22,6 @@ def png(value: int, size: tuple[int, int] = (12, 8)) -> bytes:
     Image.new("RGB", size, (value, 255 - value, 40)).save(buffer, format="PNG")
     return buffer.getvalue()
 
-
-def tar_gz(path, members: dict[str, bytes]):
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
 
 
 def zip_file(path, members: dict[str, bytes]):
