@@ -15,7 +15,8 @@ import ganforge
 from ganforge.checkpoint import resolve_checkpoint
 from ganforge.cli import main
 from ganforge.errors import GanforgeError
-from ganforge.families.srgan_eval import detail_ratio, lpips_random
+from ganforge.families.srgan_eval import detail_ratio, lpips_random, tiles
+from ganforge.metrics.kid import mmd2_biased, polynomial_kernel
 from ganforge.metrics.sr import bicubic_downscale, bicubic_upscale, psnr_y, ssim_y
 from ganforge.style.features import IMAGENET_MEAN, IMAGENET_STD, RandomMultiScale
 from ganforge.train.run import build_task
@@ -208,6 +209,27 @@ def test_perceptual_measures_and_the_zoom_box():
     assert detail_box(flat, 16) == (40, 8, 16)
     figure = side_by_side([[("bicubic", flat), ("original", flat)]], title="t", width=100)
     assert figure.size == (206, 18 + 18 + 80 + 4 + 100)
+
+
+def test_patch_mmd_is_zero_for_the_original_and_grows_with_noise():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(6, 4)), rng.normal(size=(5, 4))
+    by_hand = sum((x[i] @ x[j] / 4 + 1) ** 3 for i in range(6) for j in range(6)) / 36 + sum(
+        (y[i] @ y[j] / 4 + 1) ** 3 for i in range(5) for j in range(5)) / 25 - 2 * sum(
+        (x[i] @ y[j] / 4 + 1) ** 3 for i in range(6) for j in range(5)) / 30
+    assert mmd2_biased(x, y) == pytest.approx(by_hand, rel=1e-9)
+    assert mmd2_biased(x, x) == 0.0 and polynomial_kernel(x, y).shape == (6, 5)
+    image = photo(40, 52, 4)
+    t = tiles(image, 2, 16)  # 36 x 48 after the shave: 2 x 3 tiles, row by row
+    assert t.shape == (6, 16, 16, 3) and (t[4] == image[18:34, 18:34]).all()
+    assert tiles(image, 2, 64).shape[0] == 0
+
+
+def test_eval_adds_the_patch_mmd_with_the_random_network_or_a_named_extractor(run):
+    rows = ganforge.evaluate(run, record=False)["rows"]
+    assert all(r["MMD-rand"] is not None and r["MMD-rand"] >= 0 for r in rows)
+    result = ganforge.evaluate(run, record=False, extractor="fmnist")
+    assert result["extractor"] == "fmnist" and all("MMD-fmnist" in r for r in result["rows"])
 
 
 class Reached(Exception):

@@ -40,6 +40,17 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | 
     return float(within - 2.0 * k_xy.mean())
 
 
+def mmd2_biased(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | None = None,
+                coef0: float = 1.0) -> float:
+    """The biased (V-statistic) MMD^2 between x [n, D] and y [m, D] with the same kernel: every pair counted,
+    diagonals included, so it is >= 0 and exactly 0 for identical sets. For samples that are paired (the same
+    places of two images), where the unbiased estimate is pulled below 0 by the pairs' likeness."""
+    k_xx = polynomial_kernel(x, x, degree, gamma, coef0)
+    k_yy = polynomial_kernel(y, y, degree, gamma, coef0)
+    k_xy = polynomial_kernel(x, y, degree, gamma, coef0)
+    return float(max(k_xx.mean() + k_yy.mean() - 2.0 * k_xy.mean(), 0.0))
+
+
 def kernel_inception_distance(features1: np.ndarray | torch.Tensor, features2: np.ndarray | torch.Tensor,
                               subsets: int = 100, subset_size: int = 1000, degree: int = 3,
                               gamma: float | None = None, coef0: float = 1.0, seed: int = 0) -> tuple[float, float]:
