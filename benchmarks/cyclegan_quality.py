@@ -31,18 +31,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 import ganforge
-from ganforge.data.unaligned import load_unaligned
 from ganforge.metrics.evaluation import get_extractor
 from ganforge.train.run import build_run
 from ganforge.translation import load_translator, paired_scores
 from ganforge.viz.columns import save_column_grid
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _translation import accuracy, held_out_pairs  # noqa: E402
 
 GAN_ALONE = ["task.lambda_A=0", "task.lambda_B=0", "task.lambda_identity=0"]
 
@@ -71,15 +72,6 @@ def train(out: Path, name: str, preset: str, overrides: list[str], seconds: floa
     return {"steps": steps, "seconds": round(took, 1), "ms_per_step": round(per_step * 1000, 1)}
 
 
-def accuracy(classifier, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """Share of ``images`` (uint8 [N, C, 32, 32]) whose central 28x28 the fmnist classifier puts in ``labels``."""
-    hits = 0
-    for i in range(0, images.shape[0], 500):
-        logits = classifier(images[i:i + 500, :, 2:30, 2:30])["logits"]
-        hits += int((logits.argmax(1) == labels[i:i + 500]).sum())
-    return hits / images.shape[0]
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True)
@@ -106,9 +98,8 @@ def main() -> None:
         training["pix2pix_e2f"] = train(out, "pix2pix_e2f", args.pix2pix_preset, [], budget / 2)
         training["pix2pix_f2e"] = train(out, "pix2pix_f2e", args.pix2pix_preset, ["direction=BtoA"], budget / 2)
 
-    test = load_unaligned("fashion2edges", None, "test", load_size=32, crop_size=32, flip=False)
-    n = min(args.n, test.A.shape[0])
-    garments, edge_maps, labels = test.A[:n], test.B[:n], test.pair_labels[:n]
+    garments, edge_maps, labels = held_out_pairs(args.n)
+    n = garments.shape[0]
     outputs = {}
     for name in ("cyclegan", "gan_alone"):
         model = ganforge.load(runs[name])
