@@ -13,7 +13,14 @@ from conftest import make_idx_dataset, tiny_config
 from ganforge.cli import main
 from ganforge.doctor import Finding, diagnose, report, to_json
 from ganforge.doctor.rules import d_overfit, d_wins, divergence, no_progress, training_rows
-from ganforge.doctor.samples import between_share, class_entropy, neighbour_correlation, pairwise_distance
+from ganforge.doctor.samples import (
+    _check,
+    between_share,
+    class_entropy,
+    neighbour_correlation,
+    pairwise_distance,
+    spread_across_samples,
+)
 
 
 def rows_of(n: int, every: int = 50, **columns) -> list[dict]:
@@ -153,6 +160,36 @@ def test_the_sample_measures_against_direct_computations():
     assert neighbour_correlation(smooth) > 0.95
 
 
+class Drawn:
+    """Stands in for a loaded model: ``sample`` returns the given uint8 images [N, C, H, W] as [N, H, W, C]."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        self.images = images
+
+    def sample(self, n: int, seed: int = 0):
+        return self.images[:n].permute(0, 2, 3, 1).numpy()
+
+
+def test_the_same_image_for_every_z_is_constant_output_however_detailed():
+    g = torch.Generator().manual_seed(0)
+    pattern = (torch.rand(1, 1, 28, 28, generator=g) < 0.5).to(torch.uint8) * 255  # black and white pixels
+    assert spread_across_samples(pattern.repeat(8, 1, 1, 1)) == 0.0
+    config = {"config": {"lr_g": 2e-4, "lr_d": 1e-12}}
+    [f] = _check(Drawn(pattern.repeat(64, 1, 1, 1)), config, 1500, 64)  # one detailed image: not a flat one
+    assert (f.severity, f.code, f.evidence["pixel_std_across_samples"]) == ("error", "constant_output", 0.0)
+    assert f.evidence["pixel_std"] > 120 and f.evidence["steps"] == [1500, 1500]
+    assert "lr_d=0.0002 (D as fast as G" in f.fix
+    flat = torch.full((64, 1, 28, 28), 128, dtype=torch.uint8)  # one flat grey image, with a grey level of jitter
+    flat[::2] += 1
+    [f] = _check(Drawn(flat), {"config": {"lr_g": 2e-4, "lr_d": 2e-4}}, 6, 64)
+    assert f.code == "constant_output" and f.evidence["pixel_std_across_samples"] == 0.5
+    assert f.fix.endswith("loss=nonsaturating and a lower lr_d=")
+    noise = (torch.rand(64, 1, 28, 28, generator=g) < 0.5).to(torch.uint8) * 255  # a new pattern for every z
+    [f] = _check(Drawn(noise), config, 1500, 64)
+    assert f.code == "noise_output"
+    assert spread_across_samples(noise) == pytest.approx(127.5, rel=0.02)  # each pixel 0 or 255 at even odds
+
+
 # ---------------------------------------------------------------------------------------------- a real run
 
 
@@ -183,7 +220,7 @@ def test_doctor_on_a_real_run_through_the_cli(tiny_run, capsys, monkeypatch):
     assert out["notes"] == []
     [f] = out["findings"]
     assert (f["kind"], f["severity"], f["first_step"], f["evidence"]["samples"]) == ("constant_output", "error", 6, 256)
-    assert f["evidence"]["pixel_std"] < 2.0
+    assert f["evidence"]["pixel_std_across_samples"] <= f["evidence"]["pixel_std"] < 2.0  # flat as well as alike
     assert main(["doctor", str(tiny_run), "--no-samples", "--threads", "1"]) == 0
     assert capsys.readouterr().out.startswith("INFO     healthy: No problem found")
 
