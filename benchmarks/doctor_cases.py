@@ -15,6 +15,12 @@ one is a line):
   small_data         200 Fashion-MNIST images (a held-out folder of 200 beside them), augment=none, 1600 steps:
                      d_overfit
   frozen_g           a G that does not learn (lr_g=1e-12): d_wins (its samples' mode collapse is a symptom)
+  constant_g         the lectures' MLP GAN (no batch norm) against a D that does not learn (lr_d=1e-12), 1500 steps:
+                     G maps every z to the one image the fixed D scores highest, a saturated pattern of black and
+                     white pixels (each pixel's spread over the samples 0.2-0.3 of 255): constant_output
+  fmnist_collapse    the same MLP GAN with D learning at half G's rate (lr_d=1e-4), 1500 steps: G draws three or
+                     four kinds of blurry garment over and over (predicted classes 1.0-1.4 bits against the data's
+                     3.3): mode_collapse
   toy_ring_healthy   the toy defaults on the ring of 8 Gaussians (5000 steps): nothing
   toy_ring_collapse  G learning 10x faster than D on the ring, 1500 steps: mode_collapse
   pix2pix_healthy    pix2pix on edges2fashion (32x32, a U-Net of width 16), 400 steps: nothing
@@ -44,6 +50,7 @@ from ganforge.viz import read_metrics
 
 COMMON = {"progress": False, "sample_every": 0, "ckpt_every": 200, "log_every": 20, "health_every": 5}
 DCGAN = {"model": "dcgan", "data": "fashion-mnist", "batch_size": 64, "model_options": {"ngf": 16, "ndf": 16}}
+MLP = {"model": "gan", "data": "fashion-mnist", "batch_size": 64}  # the lectures' fully connected GAN: no batch norm
 PIX2PIX = {"model": "pix2pix", "data": "edges2fashion", "image_size": 32, "batch_size": 16, "beta1": 0.5,
            "model_options": {"netG": "unet_32", "netD": "n_layers", "n_layers_D": 2, "ngf": 16, "ndf": 32}}
 CYCLEGAN = {"model": "cyclegan", "data": "fashion2edges", "image_size": 32, "batch_size": 8, "beta1": 0.5,
@@ -69,6 +76,8 @@ CASES = [
     Case("small_data", {"d_overfit"}, 1600, {**DCGAN, "data": "SMALL", "image_size": 28, "channels": 1,
                                              "augment": "none"}),
     Case("frozen_g", {"d_wins"}, 400, {**DCGAN, "lr_g": 1e-12}),
+    Case("constant_g", {"constant_output"}, 1500, {**MLP, "lr_d": 1e-12}),
+    Case("fmnist_collapse", {"mode_collapse"}, 1500, {**MLP, "lr_d": 1e-4}),
     Case("toy_ring_healthy", set(), 5000, toy="ring2d"),
     Case("toy_ring_collapse", {"mode_collapse"}, 1500, {"lr_g": 2e-3, "lr_d": 2e-4}, toy="ring2d"),
     Case("pix2pix_healthy", set(), 400, PIX2PIX),
