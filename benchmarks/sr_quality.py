@@ -4,9 +4,10 @@
     .venv/bin/python benchmarks/sr_quality.py --set data=skimage-photos   # without Debian's mate-backgrounds
     .venv/bin/python benchmarks/sr_quality.py --preset srgan-div2k --device cuda --every 20000
 
-Trains the preset once per arm (``--set k=v`` overrides), keeping a checkpoint every ``--every`` steps; the clock is
-the training wall time at which each checkpoint was written (pictures and logging included, evaluation not:
-checkpoints are evaluated after training). Each checkpoint is evaluated as ``ganforge eval CHECKPOINT`` does:
+Trains the preset once per arm with ``ganforge.train`` (the thread policy, the doctor's live check; ``--set k=v``
+overrides), keeping a checkpoint every ``--every`` steps; the clock is the wall time from the call (building the
+run included) at which each checkpoint was written (pictures and logging included, evaluation not: checkpoints
+are evaluated after training). Each checkpoint is evaluated as ``ganforge eval CHECKPOINT`` does:
 whole held-out photos (mod-crop, LR by PIL bicubic), PSNR / SSIM on Y with the scale's border shaved, the
 random-filter LPIPS-like distance (lower better), the detail ratio (1 = as much fine detail as the
 original) and the patch MMD (texture statistics of 32-pixel tiles against the original's; lower better).
@@ -39,7 +40,6 @@ from pathlib import Path
 import torch
 
 import ganforge
-from ganforge.train.run import build_run
 
 
 def load_line() -> str:
@@ -56,7 +56,6 @@ def train_arm(preset: str, overrides: list[str], every: int, device: str, out: P
     """Train one arm with a checkpoint every ``every`` steps; evaluate each. Returns (rows, protocol, threads)."""
     cfg = ganforge.resolve_config(preset, overrides=[f"ckpt_every={every}", "keep_ckpts=1000", f"device={device}",
                                                      "progress=false", *overrides])
-    run = build_run(cfg, out)
     written: dict[int, float] = {}
     used: set[int] = set()
 
@@ -64,13 +63,9 @@ def train_arm(preset: str, overrides: list[str], every: int, device: str, out: P
         written.setdefault(step, time.perf_counter())
         used.add(torch.get_num_threads())  # the thread policy's choice while the run trains
 
-    run.trainer.events.subscribe("on_checkpoint", checkpoint)
     start = time.perf_counter()
-    try:
-        run.fit()
-    finally:
-        run.close()
-    mse_steps = int(run.cfg.task_options.get("mse_steps", 0)) if cfg.model == "srgan" else None
+    ganforge.train(cfg, out, events={"on_checkpoint": checkpoint})
+    mse_steps = int(cfg.task_options.get("mse_steps", 0)) if cfg.model == "srgan" else None
     rows, protocol = [], ""
     for step in sorted(written):
         result = ganforge.evaluate(out / "checkpoints" / f"step_{step:08d}", record=False, device=device)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +17,31 @@ from .errors import GanforgeError
 from .families import family_of
 from .pipelines import resolve_device
 from .threads import use_threads
+from .train.events import EVENTS
 from .train.run import RunResult, build_run
 
 
-def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> RunResult:
+def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False,
+          events: Mapping[str, Callable[..., Any]] | None = None) -> RunResult:
     """Train ``cfg`` into ``run_dir`` (or continue the run there when ``resume``).
+
+    ``events``: {event name: function} subscribed to the trainer's events before the loop starts (the names and
+    arguments of :mod:`ganforge.train.events`, e.g. ``{"on_checkpoint": lambda path, step: ...}``).
 
     Under torchrun (WORLD_SIZE > 1) every process calls this; gradients are averaged with DDP and
     only rank 0 writes files. CPU threads: ``cfg.threads``, else the policy of :mod:`ganforge.threads`
     (a resumed run continues with the count it recorded); the run records the count it used.
     """
+    unknown = [name for name in (events or {}) if name not in EVENTS]
+    if unknown:  # before anything is written
+        raise GanforgeError(f"Unknown training event {unknown[0]!r}; the events are {', '.join(EVENTS)}.")
     recorded = (load_checkpoint(run_dir).meta.get("config") or {}).get("threads") if resume else None
     asked = cfg.threads if cfg.threads is not None or resume else family_of(cfg.model).threads
     with use_threads(asked, recorded, announce=_says_threads(cfg)) as n:
         run = build_run(dataclasses.replace(cfg, threads=n), run_dir, resume=resume)
         watch(run.trainer)  # the doctor's rules every health_every log rows (main process)
+        for name, fn in (events or {}).items():
+            run.trainer.events.subscribe(name, fn)
         try:
             return run.fit()
         finally:

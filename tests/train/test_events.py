@@ -18,6 +18,7 @@ import ganforge
 from conftest import tiny_config
 from ganforge.checkpoint import list_checkpoints, resolve_checkpoint
 from ganforge.cli import main as cli_main
+from ganforge.errors import GanforgeError
 from ganforge.train import stop as stop_module
 from ganforge.train.events import Events
 from ganforge.train.run import build_run
@@ -101,6 +102,21 @@ def test_subscribers_hear_every_row_picture_checkpoint_and_the_end(idx_root, tmp
     assert summary == {"run_dir": run_dir, "step": 6, "total_steps": 6, "stopped_by": None,
                        "checkpoint": run_dir / "checkpoints/step_00000006"}
     assert rec.calls[-1][0] == "on_end" and all((run_dir / n).is_file() for n in FINAL_PICTURES)
+
+
+def test_ganforge_train_subscribes_the_events_it_is_given(idx_root, tmp_path):
+    seen, threads = [], []
+
+    def checkpoint(path, step):
+        seen.append((path.name, step))
+        threads.append(torch.get_num_threads())
+
+    ganforge.train(tiny_config(idx_root, steps=6, keep_ckpts=2, threads=1), tmp_path / "run",
+                   events={"on_checkpoint": checkpoint})
+    assert seen == [("step_00000003", 3), ("step_00000006", 6)] and threads == [1, 1]
+    with pytest.raises(GanforgeError, match="Unknown training event 'on_epoch'; the events are on_step, "):
+        ganforge.train(tiny_config(idx_root, steps=2), tmp_path / "other", events={"on_epoch": print})
+    assert not (tmp_path / "other").exists()
 
 
 class StopAt:
