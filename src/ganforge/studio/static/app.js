@@ -281,6 +281,13 @@ const stylizePage = {
 };
 
 // ---------------------------------------------------------------- Training monitor
+// An axis number in at most 5 characters, so it stays in the chart's left margin ("1.3e4", "0.500", "-2e-3").
+function axisNumber(v) {
+  const a = Math.abs(v);
+  if (a !== 0 && (a >= 1e4 || a < 1e-2)) return v.toExponential(a >= 1e4 ? 1 : 0).replace("e+", "e");
+  return a >= 1000 ? v.toFixed(0) : v.toPrecision(3);
+}
+
 // ``marks``: steps to mark with a dashed vertical line (a finding's onset), each [step, label].
 function drawChart(canvas, rows, series, marks = []) {
   const ctx = canvas.getContext("2d"), W = canvas.width, H = canvas.height, pad = 34;
@@ -294,7 +301,7 @@ function drawChart(canvas, rows, series, marks = []) {
   const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1), y0 = Math.min(...ys), y1 = Math.max(...ys, y0 + 1e-6);
   const X = (x) => pad + (W - 2 * pad) * (x - x0) / (x1 - x0), Y = (y) => H - pad + (2 * pad - H) * (y - y0) / (y1 - y0);
   ctx.strokeStyle = "#999"; ctx.strokeRect(pad, pad / 2, W - 2 * pad, H - 1.5 * pad);
-  ctx.fillText(y1.toPrecision(3), 2, pad / 2 + 8); ctx.fillText(y0.toPrecision(3), 2, H - pad);
+  ctx.fillText(axisNumber(y1), 2, pad / 2 + 8); ctx.fillText(axisNumber(y0), 2, H - pad);
   ctx.fillText(`step ${x0}`, pad, H - 8); ctx.fillText(`${x1}`, W - pad - 20, H - 8);
   series.forEach(([key, color], i) => {
     ctx.strokeStyle = color; ctx.lineWidth = 1.5; ctx.beginPath();
