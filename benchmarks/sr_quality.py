@@ -34,12 +34,15 @@ import argparse
 import json
 import os
 import shutil
-import time
+import sys
 from pathlib import Path
 
 import torch
 
 import ganforge
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timed import train_timed  # noqa: E402
 
 
 def load_line() -> str:
@@ -56,25 +59,17 @@ def train_arm(preset: str, overrides: list[str], every: int, device: str, out: P
     """Train one arm with a checkpoint every ``every`` steps; evaluate each. Returns (rows, protocol, threads)."""
     cfg = ganforge.resolve_config(preset, overrides=[f"ckpt_every={every}", "keep_ckpts=1000", f"device={device}",
                                                      "progress=false", *overrides])
-    written: dict[int, float] = {}
-    used: set[int] = set()
-
-    def checkpoint(path, step) -> None:
-        written.setdefault(step, time.perf_counter())
-        used.add(torch.get_num_threads())  # the thread policy's choice while the run trains
-
-    start = time.perf_counter()
-    ganforge.train(cfg, out, events={"on_checkpoint": checkpoint})
+    minutes, _, used = train_timed(cfg, out)
     mse_steps = int(cfg.task_options.get("mse_steps", 0)) if cfg.model == "srgan" else None
     rows, protocol = [], ""
-    for step in sorted(written):
+    for step in minutes:
         result = ganforge.evaluate(out / "checkpoints" / f"step_{step:08d}", record=False, device=device)
         protocol = result["protocol"]
         gan = mse_steps is not None and step > mse_steps
         for row in result["rows"]:
             if row["method"] == "SRGAN" and not gan:
                 continue  # the MSE stage: G is the SRResNet (G_mse is its copy)
-            rows.append({"minutes": round((written[step] - start) / 60, 2), "step": step,
+            rows.append({"minutes": round(minutes[step], 2), "step": step,
                          "stage": "GAN" if gan else "MSE", **row})
     return rows, protocol, ",".join(map(str, sorted(used)))
 

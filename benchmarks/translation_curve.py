@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -35,28 +34,13 @@ from ganforge.translation import load_translator, paired_scores
 from ganforge.viz import read_metrics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timed import train_timed  # noqa: E402
 from _translation import accuracy, held_out_pairs  # noqa: E402
 
 
 def load_line() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min) on {os.cpu_count()} CPU cores"
-
-
-def train(cfg, run_dir: Path) -> tuple[dict[int, float], float, int]:
-    """Train ``cfg`` into ``run_dir`` with ganforge.train; returns {step: minutes from the call when its checkpoint
-    was written}, the minutes of the whole call and the CPU threads the run trained with."""
-    written: dict[int, float] = {}
-    used: set[int] = set()
-
-    def checkpoint(path, step) -> None:
-        written.setdefault(step, time.perf_counter())
-        used.add(torch.get_num_threads())  # the thread policy's choice while the run trains
-
-    start = time.perf_counter()
-    ganforge.train(cfg, run_dir, events={"on_checkpoint": checkpoint})
-    end = time.perf_counter()
-    return {step: (t - start) / 60 for step, t in sorted(written.items())}, (end - start) / 60, max(used)
 
 
 def score(checkpoint: Path, cyclegan: bool, garments, edges, labels, classifier) -> dict:
@@ -87,7 +71,8 @@ def main() -> None:
     out = Path(args.out)
     shutil.rmtree(out / "run", ignore_errors=True)
     print("before:", load_line(), flush=True)
-    minutes, total, threads = train(cfg, out / "run")
+    minutes, total, used = train_timed(cfg, out / "run")
+    threads = max(used)
     print("after: ", load_line(), f"(trained {cfg.steps} steps in {total:.2f} minutes with {threads} threads)",
           flush=True)
 
