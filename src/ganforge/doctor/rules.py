@@ -62,6 +62,12 @@ def _training(config: dict) -> dict:
     return config.get("config") or {}
 
 
+def learning_rates(config: dict) -> tuple[float, float]:
+    """(lr_g, lr_d) the run trained with (2e-4 each where the record has none, the TrainConfig default)."""
+    train = _training(config)
+    return float(train.get("lr_g", 2e-4)), float(train.get("lr_d", 2e-4))
+
+
 def _translates(config: dict) -> bool:
     """Whether the run's family translates images (pix2pix, CycleGAN), as its family says."""
     model = config.get("model") or _training(config).get("model")
@@ -115,8 +121,7 @@ def d_wins(rows: list[dict], config: dict) -> list[Finding]:
                         "D rejects every fake with confidence, and with the saturating minimax loss log(1 - D(G(z))) "
                         "G's gradient vanishes exactly then (Goodfellow et al. 2014, section 3): G has stopped "
                         "learning.", evidence, "loss=nonsaturating")]
-    opts, train = _options(config), _training(config)
-    lr_d = float(train.get("lr_d", 2e-4))
+    opts, (_, lr_d) = _options(config), learning_rates(config)
     d_steps = int(opts.get("d_steps", 1))
     fix = [f"lr_d={lr_d / 4:g}"] + ([f"d_steps={max(1, d_steps // 2)}"] if d_steps > 1 else [])
     if not float(opts.get("r1_weight", 0) or 0):
@@ -131,14 +136,13 @@ def divergence(rows: list[dict], config: dict) -> list[Finding]:
     train_rows = training_rows(rows)
     if not train_rows:
         return []
-    train = _training(config)
-    lr_g, lr_d = float(train.get("lr_g", 2e-4)), float(train.get("lr_d", 2e-4))
+    lr_g, lr_d = learning_rates(config)
     fix = [f"lr_g={lr_g / 10:g} lr_d={lr_d / 10:g}"]
     if _loss(config) in ("wgan", "wgan-gp"):
         fix.append("loss=wgan-gp" if _loss(config) == "wgan" else "gp_weight=10")
     elif not float(_options(config).get("r1_weight", 0) or 0):
         fix.append("r1_weight=1")
-    precision = str(train.get("precision", "fp32"))
+    precision = str(_training(config).get("precision", "fp32"))
     if precision in ("bf16", "fp16"):
         fix.append("precision=fp32")
     fix_text = " or ".join(fix)

@@ -26,6 +26,7 @@ from ..errors import GanforgeError
 from ..families import family_of, load
 from ..metrics.fmnist import FashionFeatureExtractor
 from .findings import Finding
+from .rules import learning_rates
 
 N_SAMPLES = 256
 CONSTANT_STD = 2.0  # a pixel's standard deviation over the samples (0..255, mean over pixels): below it, one image
@@ -128,8 +129,7 @@ def check_samples(run_dir: str | Path, config: dict, step: int | None = None, n:
 def _constant_fix(config: dict) -> str:
     """A D slower than G lets G map every z to the one image D scores highest (Goodfellow 2016, NIPS tutorial,
     section 5.1.1): then the fix is a D as fast as G."""
-    train = config.get("config") or {}
-    lr_g, lr_d = float(train.get("lr_g", 2e-4)), float(train.get("lr_d", 2e-4))
+    lr_g, lr_d = learning_rates(config)
     later = (f"lr_d={lr_g:g} (D as fast as G; against a D that lags, G draws the one image D scores highest)"
              if lr_d < lr_g else "train again with loss=nonsaturating and a lower lr_d=")
     return f"early in training: more steps=; later: {later}"
