@@ -102,7 +102,8 @@ class GanforgeRecipe(Recipe):
         was_training = net.training
         net.eval()
         inputs = t.task.fixed_inputs(n, t.cfg.seed + 1)
-        self.labels = inputs.get("y")
+        # a class-conditional model's classes (scored per class); a self-conditioned one's clusters are not classes
+        self.labels = None if getattr(t.task.pipeline, "clustered", False) else inputs.get("y")
         out = torch.cat([to_uint8(t.task.generate(net, {k: v[s:s + 500].to(t.device) for k, v in inputs.items()}))
                          for s in range(0, n, 500)])
         net.train(was_training)

@@ -156,6 +156,8 @@ def metadata(pipe: Pipeline, ema: bool) -> dict[str, str]:
         "ema": "true" if ema else "false",
         "inference_mode": "eval",
     }
+    if getattr(pipe, "label_prior", None) is not None:  # self-conditioned: draw y by these shares to sample the data
+        meta["label_prior"] = [round(float(p), 8) for p in pipe.label_prior]
     if getattr(pipe, "nz", None) is not None:  # models that generate from a latent z
         meta["latent_size"] = int(pipe.nz)
         meta["latent_distribution"] = str(getattr(pipe, "z_dist", "normal"))

@@ -341,6 +341,8 @@ def evaluate(
     fake = extract(batches, ex, n_fake, progress=("generated images" if kind == "model" else "images")
                    if progress else None)
     n_fake = len(fake.features)
+    # per-class measures for a class-conditional model; a self-conditioned one's clusters are not the data's classes
+    per_class = model is not None and bool(model.num_classes) and not getattr(model, "clustered", False)
 
     real, real_stats, ref_info, rvr = None, None, {}, None
     if against is None:
@@ -363,7 +365,7 @@ def evaluate(
                 m = min(len(a.features), len(b.features))
                 rvr = {"fid": float(fid_from_features(a.features[:m], b.features[:m], warn=False)), "n": m,
                        "splits": f"{split} vs {other}"}
-                if model is not None and model.num_classes and a.labels is not None and b.labels is not None:
+                if per_class and a.labels is not None and b.labels is not None:
                     floors = per_class_metrics(Features(b.features[:m], None), b.labels[:m], model.class_names,
                                                Features(a.features[:m], None, a.labels[:m]))
                     rvr["fid_per_class"] = floors.get("fid_per_class")
@@ -382,7 +384,7 @@ def evaluate(
         if rvr.get("fid_per_class_mean") is not None:  # one name for it, beside the per-class FIDs' mean
             result["fid_per_class_real_vs_real_mean"] = rvr.pop("fid_per_class_mean")
         result["real_vs_real"] = rvr
-    if model is not None and model.num_classes:
+    if per_class:
         y = model.inputs(count, seed)["y"][:n_fake].numpy()
         result.update(per_class_metrics(fake, y, model.class_names, real if "fid" in metrics else None,
                                         getattr(ex, "class_names", None)))

@@ -5,6 +5,11 @@ Generator (all variants): the label enters as a one-hot vector concatenated to z
 Osindero, so G is the DCGAN generator with ``nz + num_classes`` input channels. G also accepts a
 soft label (a float [N, K] blend of one-hot rows), which the latent tools use to move between classes.
 
+Self-conditioned (``clusters=K``, Liu et al. 2020): the labels are K k-means clusters of the training images
+(found before training by ``data/clusters.py``), not anyone's classes, and the model draws each sample's cluster
+by its share of the training images: a conditional GAN's easier game for data without labels, sampled as an
+unconditional GAN is.
+
 Discriminator, by ``cond``:
 
 * ``concat``: the paper's input concatenation: K label planes (one-hot, broadcast over the image)
@@ -17,7 +22,7 @@ Discriminator, by ``cond``:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -47,8 +52,13 @@ class CGANConfig(DCGANConfig):
     channels: int = 1
     num_classes: int = 0  # number of classes; 0 = take it from the training data's labels
     cond: str = "projection"  # how D sees the label: concat (Mirza & Osindero) | projection | acgan
+    # > 0: self-conditioned (Liu et al. 2020): the labels are this many k-means clusters of the training images,
+    # found before training (data/clusters.py), not the data's classes, and samples draw each image's cluster by
+    # its share of the data, so the model samples the whole data set as an unconditional GAN does
+    clusters: int = 0
+    cluster_sizes: list[int] = field(default_factory=list)  # training images per cluster (filled from the data)
 
-    needs_labels = True  # class attribute (not an option): training data must be labelled
+    needs_labels = True  # class attribute (not an option): training data must be labelled (or clustered)
 
     def validate(self) -> None:
         if self.arch != "examples":
@@ -58,6 +68,23 @@ class CGANConfig(DCGANConfig):
             raise GanforgeError(f"Unknown cgan conditioning {self.cond!r}; choose one of: {', '.join(CONDITIONINGS)}.")
         if self.num_classes < 0:
             raise GanforgeError(f"cgan option num_classes must be positive, got {self.num_classes}.")
+        if self.clusters < 0 or self.clusters == 1:
+            raise GanforgeError(f"cgan option clusters must be 0 (the data's labels) or at least 2, "
+                                f"got {self.clusters}.")
+        if self.clusters and self.num_classes and self.num_classes != self.clusters:
+            raise GanforgeError(f"cgan options num_classes={self.num_classes} and clusters={self.clusters} disagree; "
+                                "leave num_classes out, it follows the clusters.")
+        if self.cluster_sizes and (len(self.cluster_sizes) != self.clusters or min(self.cluster_sizes) < 1):
+            raise GanforgeError(f"cgan option cluster_sizes must hold one positive count per cluster "
+                                f"({self.clusters}); leave it out, it is filled from the data.")
+
+    def label_prior(self) -> torch.Tensor | None:
+        """float32 [K]: the share of the training images in each cluster, by which a self-conditioned model draws
+        its labels; None when the labels are the data's classes (drawn uniformly)."""
+        if not self.clusters or not self.cluster_sizes:
+            return None
+        sizes = torch.tensor(self.cluster_sizes, dtype=torch.float64)
+        return (sizes / sizes.sum()).float()
 
 
 class ConditionalGenerator(nn.Module):

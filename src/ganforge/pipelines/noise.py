@@ -16,6 +16,8 @@ from ..threads import applies_threads
 from ..viz import to_uint8
 from .base import Pipeline, TensorSpec
 
+CLUSTER_STREAM = 1_000_003  # a self-conditioned model draws the clusters of seed s from the generator of s + this
+
 
 class NoisePipeline(Pipeline):
     """Images from latent vectors. One seed is one batch of latents: ``fixed_inputs(n, seed)`` is
@@ -31,6 +33,9 @@ class NoisePipeline(Pipeline):
         self.num_classes = int(getattr(model_cfg, "num_classes", 0) or 0)
         if self.num_classes and len(self.class_names) != self.num_classes:
             self.class_names = [str(i) for i in range(self.num_classes)]
+        prior = getattr(model_cfg, "label_prior", None)
+        # a self-conditioned model (cgan with clusters): float [K] shares of its clusters, by which it draws them
+        self.label_prior: torch.Tensor | None = prior() if prior is not None else None
         self._inputs_key: tuple[int, int] | None = None
         self._inputs: dict[str, torch.Tensor] = {}
 
@@ -39,14 +44,24 @@ class NoisePipeline(Pipeline):
         """z [n, nz] of ``seed`` (CPU)."""
         return torch.randn(n, self.nz, generator=torch.Generator().manual_seed(seed))
 
+    @property
+    def clustered(self) -> bool:
+        """Whether the classes are clusters the model found (self-conditioned), not the data's own classes."""
+        return self.label_prior is not None
+
     def grid_columns(self, n: int) -> int | None:
-        """Images per row of a sample grid: one row per class for conditional models."""
-        return max(1, math.ceil(n / self.num_classes)) if self.num_classes else None
+        """Images per row of a sample grid: one row per class for conditional models (not for clusters)."""
+        return max(1, math.ceil(n / self.num_classes)) if self.num_classes and not self.clustered else None
 
     def fixed_inputs(self, n: int, seed: int) -> dict[str, torch.Tensor]:
-        """{"z": [n, nz]} (+ "y": [n], class-major rows) on the CPU, the same for every run with ``seed``."""
+        """{"z": [n, nz]} (+ "y": [n], class-major rows; a self-conditioned model's clusters drawn by their
+        shares from a second stream of ``seed``, so the first images of n and of more are the same) on the CPU,
+        the same for every run with ``seed``."""
         inputs = {"z": self.latents(n, seed)}
-        if self.num_classes:
+        if self.clustered:
+            g = torch.Generator().manual_seed(seed + CLUSTER_STREAM)
+            inputs["y"] = torch.multinomial(self.label_prior, n, replacement=True, generator=g)
+        elif self.num_classes:
             inputs["y"] = (torch.arange(n) // self.grid_columns(n)) % self.num_classes
         return inputs
 

@@ -67,7 +67,8 @@ class GANTask(Task):
 
     Conditional models: real images are scored with their own labels; in the D phase the fakes get the
     real batch's labels (so D sees the same class mix on both sides, and the gradient penalty's
-    interpolates have one label), in the G phase labels drawn uniformly from the classes. ACGAN adds
+    interpolates have one label), in the G phase labels drawn uniformly from the classes (a self-conditioned
+    model's clusters by their shares of the data, as the real batches hold them). ACGAN adds
     cross-entropy of D's class logits: on real and fake images for D, on fake images for G (Odena et
     al. 2017).
 
@@ -84,6 +85,7 @@ class GANTask(Task):
         self.gan_loss = LOSSES.get(self.options.loss)
         self.nz = pipeline.nz
         self.num_classes = pipeline.num_classes
+        self.label_prior = pipeline.label_prior  # a self-conditioned model's cluster shares (else None: uniform)
         self.acgan = getattr(model_cfg, "cond", None) == "acgan"
         o = self.options
         self.augment_kind = "none" if o.augment == "auto" else o.augment  # auto unresolved: no data was seen
@@ -142,9 +144,13 @@ class GANTask(Task):
         return torch.randn(n, self.nz, device=device)
 
     def _fake(self, G: nn.Module, n: int, device, y: torch.Tensor | None = None):
-        """(fake images G(z, y), their labels y): labels drawn uniformly unless given; None without classes."""
+        """(fake images G(z, y), their labels y): labels drawn uniformly (a self-conditioned model's clusters by
+        their shares of the data) unless given; None without classes."""
         if y is None and self.num_classes:
-            y = torch.randint(0, self.num_classes, (n,), device=device)
+            if self.label_prior is not None:
+                y = torch.multinomial(self.label_prior.to(device), n, replacement=True)
+            else:
+                y = torch.randint(0, self.num_classes, (n,), device=device)
         return G(self._noise(n, device), y), y
 
     def _score(self, D: nn.Module, x: torch.Tensor, y: torch.Tensor | None):

@@ -8,6 +8,7 @@ trains. Nothing else constructs a :class:`Trainer`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import shutil
@@ -102,7 +103,22 @@ def fill_model_options(cfg: TrainConfig, data) -> dict[str, Any]:
             raise GanforgeError(f"{cfg.model} is class-conditional but the data {cfg.data.name!r} has no labels; use "
                                 "a labelled dataset (fashion-mnist, mnist) or a folder with one subfolder per class.")
         opts["num_classes"] = num_classes
+    if "cluster_sizes" in fields and opts.get("clusters"):  # a self-conditioned model: the clusters' shares
+        opts["cluster_sizes"] = torch.bincount(data.labels, minlength=num_classes).tolist()
     return opts
+
+
+def check_same_data(recorded: dict[str, Any], options: dict[str, Any], run_dir: Path) -> None:
+    """A run resumes on the data it was trained on: each model option that the data fills (size, channels,
+    classes, a self-conditioned model's cluster sizes) must be what the checkpoint recorded."""
+    for key in ("image_size", "channels", "input_nc", "output_nc", "dim", "num_classes", "cluster_sizes"):
+        was, now = json.loads(json.dumps(recorded.get(key))), options.get(key)
+        if key in recorded and key in options and was != now:
+            if key == "cluster_sizes":  # the images per cluster: said as the largest clusters'
+                was, now = (f"clusters of {', '.join(map(str, sorted(v, reverse=True)[:3]))}, ... images"
+                            for v in (was, now))
+            raise GanforgeError(f"The run in {str(run_dir)!r} was trained on data with {key} {was}, but its data "
+                                f"now gives {now}; resume it with the data it was trained on.")
 
 
 def total_steps(cfg: TrainConfig, stream: BatchStream, task: Task) -> int:
@@ -219,7 +235,10 @@ def build_run(cfg: TrainConfig, run_dir: str | Path, resume: bool | Checkpoint =
         if cfg.batch_size is None:  # the default batch, or every image of a smaller folder
             cfg = dataclasses.replace(cfg, batch_size=max(1, min(DEFAULT_BATCH, len(data) // dist.world_size)))
         held = family.held_out(cfg, cfg.n_samples, data, family.load_data) if family.held_out else None
-        task, ema = assemble(cfg, fill_model_options(cfg, data), data.class_names, device, held)
+        options = fill_model_options(cfg, data)
+        if ckpt is not None:
+            check_same_data(ckpt.meta.get("model_options") or {}, options, run_dir)
+        task, ema = assemble(cfg, options, data.class_names, device, held)
         model_cfg, pipeline = task.model_cfg, task.pipeline
         stream = BatchStream(data, cfg.batch_size, cfg.seed, dist.rank, dist.world_size)
         total = total_steps(cfg, stream, task)
