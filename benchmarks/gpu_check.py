@@ -11,8 +11,9 @@ Here: ``.venv/bin/python benchmarks/gpu_check.py [--quick] [--json OUT] [--secti
 
 Sections, each printed side by side in one run:
 
-demo     The demo's training step (preset fmnist-demo: its networks and settings, the EMA update
-         included; 1x28x28 uniform-noise images, batch 64) under fp32, bf16 autocast, fp16 AMP
+demo     The demo's training step (preset fmnist-demo: its settings and its DCGAN, the EMA update
+         included, without its clusters, so that the plain loop has the same networks; 1x28x28
+         uniform-noise images, batch 64) under fp32, bf16 autocast, fp16 AMP
          (GradScaler), bf16 + channels_last and bf16 + torch.compile, with the plain loop of
          train_speed.py (same DCGAN, no EMA) in fp32 and bf16 as the reference: images/s, median of
          rounds in rotating order (train_speed.time_rounds), as ratios to ganforge fp32 and to plain fp32.
@@ -108,7 +109,10 @@ def environment() -> dict:
 # --------------------------------------------------------------------------- demo
 def demo(dev: str, size: dict, quick: bool) -> dict:
     preset = load_preset(PRESET)
-    opts = preset.get("model_options", {})
+    # the demo's DCGAN without its clusters (a self-conditioned cgan's label input): the plain loop's networks
+    opts = {k: v for k, v in preset.get("model_options", {}).items() if k in ("nz", "ngf", "ndf")}
+    settings = {k: v for k, v in preset.items() if k not in ("model", "model_options", "data", "batch_size", "steps",
+                                                             "precision")}
     width, b, cuda = opts.get("ngf", 64), size["demo_batch"], dev == "cuda"
     steps, skipped, built = {}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,8 +127,8 @@ def demo(dev: str, size: dict, quick: bool) -> dict:
                 skipped[name] = "skipped on the CPU (inductor's C++ build alone takes about a minute)"
                 continue
             try:
-                steps[name], built[name] = make_ganforge(28, 1, b, precision, f"{tmp}/{name}", dev, PRESET,
-                                                         eval_every=0, **extra)
+                steps[name], built[name] = make_ganforge(28, 1, b, precision, f"{tmp}/{name}", dev, None, **{
+                    **settings, "eval_every": 0, "model": "dcgan", "model_options": opts, **extra})
                 t0 = time.perf_counter()
                 steps[name]()  # the first step: compiles under torch.compile
                 cuda_sync()
@@ -135,7 +139,7 @@ def demo(dev: str, size: dict, quick: bool) -> dict:
                 skipped[name] = f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         plain_matches = all(same_shapes(built["plain_fp32"][k], built["fp32"][k]) for k in ("G", "D"))
         params = {k: sum(p.numel() for p in net.parameters()) for k, net in built["fp32"].items()}
-        print(f"{PRESET}: {preset.get('model')} {opts}, 1x28x28, batch {b} on {dev}: G {params['G']:,} / D "
+        print(f"{PRESET}'s dcgan {opts}, 1x28x28, batch {b} on {dev}: G {params['G']:,} / D "
               f"{params['D']:,} parameters; the plain loop's networks {'match' if plain_matches else 'DIFFER'}",
               flush=True)
         seconds = time_rounds(steps, size["demo_rounds"], size["demo_steps"], size["demo_warmup"], b, cuda_sync)
