@@ -129,3 +129,12 @@ def test_an_export_records_the_cluster_shares(clustered_run, tmp_path):
     meta = load_onnx(tmp_path / "sc.onnx").get_modelmeta().custom_metadata_map
     assert json.loads(meta["label_prior"]) == pytest.approx([0.1] * 10) and int(meta["num_classes"]) == 10
     assert result["metadata"]["label_prior"] == meta["label_prior"]
+
+
+
+def test_info_counts_a_self_conditioned_model_by_its_clusters(capsys):
+    counts = []
+    for option in ("clusters=50", "num_classes=50"):
+        assert main(["info", "cgan", "ngf=32", "ndf=32", option]) == 0
+        counts.append(json.loads(capsys.readouterr().out))
+    assert counts[0] == counts[1] == {"G": 503872, "D": 39744}  # 150 input channels of G; a 50-row embedding in D

@@ -139,12 +139,14 @@ class ConditionalDiscriminator(nn.Module):
 
 
 def build_cgan(cfg: CGANConfig) -> dict[str, nn.Module]:
-    if cfg.num_classes < 1:
+    k = cfg.num_classes or cfg.clusters
+    if k < 1:
         raise GanforgeError("cgan needs the number of classes; train on labelled data (a dataset with labels or "
-                            "a folder with one subfolder per class) or set model.num_classes.")
+                            "a folder with one subfolder per class), set model.num_classes, or set model.clusters "
+                            "for unlabelled data.")
     return {
-        "G": ConditionalGenerator(cfg.image_size, cfg.channels, cfg.nz, cfg.ngf, cfg.num_classes),
-        "D": ConditionalDiscriminator(cfg.image_size, cfg.channels, cfg.ndf, cfg.num_classes, cfg.cond, cfg.d_norm),
+        "G": ConditionalGenerator(cfg.image_size, cfg.channels, cfg.nz, cfg.ngf, k),
+        "D": ConditionalDiscriminator(cfg.image_size, cfg.channels, cfg.ndf, k, cfg.cond, cfg.d_norm),
     }
 
 
