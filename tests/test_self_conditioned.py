@@ -54,6 +54,18 @@ def test_unlabelled_images_train_a_cgan_on_their_clusters(clustered_run):
     assert meta["dataset"]["class_names"] == [f"cluster {i}" for i in range(10)]
     model = ganforge.load(run)
     assert model.clustered and model.num_classes == 10 and model.class_names[3] == "cluster 3"
+    assert model.describe()["clustered"] is True  # the studio offers "any cluster", not one row per class
+
+
+def test_the_studio_says_a_clustered_run_draws_any_cluster(clustered_run):
+    from fastapi.testclient import TestClient
+
+    from ganforge.studio.app import create_app
+
+    _, run = clustered_run
+    with TestClient(create_app([], run.parent)) as c:
+        info = c.get("/api/run", params={"run": run.name}).json()["info"]
+    assert info["clustered"] is True and info["class_names"][:2] == ["cluster 0", "cluster 1"]
 
 
 def test_samples_draw_clusters_by_their_shares_in_a_plain_grid(clustered_run):

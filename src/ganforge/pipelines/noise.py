@@ -149,7 +149,7 @@ class NoisePipeline(Pipeline):
     def describe(self) -> dict[str, Any]:
         """A short JSON-able summary (for records, the studio and the command line)."""
         return {**super().describe(), "nz": self.nz, "num_classes": self.num_classes, "class_names": self.class_names,
-                "ema": sorted(self.ema), "image_shape": list(self.image_shape())}
+                "clustered": self.clustered, "ema": sorted(self.ema), "image_shape": list(self.image_shape())}
 
 
 class PointsPipeline(NoisePipeline):

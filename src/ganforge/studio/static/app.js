@@ -143,7 +143,9 @@ async function runChosen(form) {
   const classes = info.num_classes ? (info.class_names || []).map((c, i) => [String(i), c]) : [];
   $$(".cond", form).forEach((node) => { node.hidden = !info.num_classes; });
   $$("select.classes", form).forEach((sel) => {
-    fillSelect(sel, (sel.name === "cls" ? [["", "one row per class"]] : []).concat(classes));
+    // a self-conditioned model's classes are clusters it found: by default each image draws one by its share
+    const all = info.clustered ? "any cluster" : "one row per class";
+    fillSelect(sel, (sel.name === "cls" ? [["", all]] : []).concat(classes));
   });
   $$(".cyc", form).forEach((node) => { node.hidden = !info.offers.includes("cycle"); });
   if (form.id === "lat-form") latentPage.setup(info);
