@@ -150,3 +150,17 @@ def test_info_counts_a_self_conditioned_model_by_its_clusters(capsys):
         assert main(["info", "cgan", "ngf=32", "ndf=32", option]) == 0
         counts.append(json.loads(capsys.readouterr().out))
     assert counts[0] == counts[1] == {"G": 503872, "D": 39744}  # 150 input channels of G; a 50-row embedding in D
+
+
+def test_one_image_per_seed_is_that_seeds_sample(clustered_run):
+    from ganforge.latent.render import render, seed_classes
+    from ganforge.latent.vectors import z_from_seeds
+
+    _, run = clustered_run
+    model = ganforge.load(run)
+    seeds = [3, 4, 5, 11]
+    y = seed_classes(model, seeds, None)
+    assert y.tolist() == [int(model.inputs(1, s)["y"][0]) for s in seeds]  # its cluster, not seed % 10
+    images = render(model, z_from_seeds(seeds, model.nz), y).permute(0, 2, 3, 1).numpy()
+    for i, s in enumerate(seeds):  # batches of 4 and of 1: equal up to a rounding step of the uint8 output
+        assert np.abs(images[i].astype(int) - model.sample(1, seed=s)[0].astype(int)).max() <= 1

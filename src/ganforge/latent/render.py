@@ -43,22 +43,25 @@ def model_class(model, class_: int | str | None) -> int | None:
 
 
 def seed_classes(model, seeds: Sequence[int], cls: int | None) -> torch.Tensor | None:
-    """int64 [len(seeds)]: ``cls`` for every seed, else seed % num_classes; None for unconditional models."""
+    """int64 [len(seeds)]: ``cls`` for every seed, else seed % num_classes (a self-conditioned model: the cluster
+    that ``sample(1, seed)`` draws, so one image per seed is that seed's sample); None for unconditional models."""
     n = num_classes(model)
     if n == 0:
         return None
     if cls is not None:
         return torch.full((len(seeds),), cls, dtype=torch.int64)
-    return torch.tensor([_seed_class(s, n, model.nz) for s in seeds], dtype=torch.int64)
+    return torch.tensor([_seed_class(model, s, n) for s in seeds], dtype=torch.int64)
 
 
-def _seed_class(seed, n: int, nz: int) -> int:
-    """seed % n, or the class a projection file was found with."""
+def _seed_class(model, seed, n: int) -> int:
+    """seed % n (a self-conditioned model: its seed's cluster), or the class a projection file was found with."""
     from .vectors import is_projection, load_projection
 
     if is_projection(seed):
-        label = load_projection(seed, nz)[1]
+        label = load_projection(seed, model.nz)[1]
         return 0 if label is None else int(label) % n
+    if getattr(model, "clustered", False):
+        return int(model.fixed_inputs(1, int(seed))["y"][0])
     return int(seed) % n
 
 
