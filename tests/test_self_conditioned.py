@@ -122,7 +122,8 @@ def test_resuming_on_changed_data_or_asking_too_much_is_one_sentence(clustered_r
     ganforge.train(_config(changed, steps=4, ckpt_every=2), tmp_path / "run")
     for i, image in enumerate(toy_images(15, 28, seed=9)[0]):  # 15 more images: other cluster sizes
         Image.fromarray(image).save(changed / f"new{i}.png")
-    with pytest.raises(GanforgeError, match="trained on data with cluster_sizes .*resume it with the data"):
+    with pytest.raises(GanforgeError, match=r"trained on data with clusters of 6, 6, 6, \.\.\. images, but its "
+                                            r"data now gives clusters of .*resume it with the data it was trained on"):
         ganforge.resume(tmp_path / "run", {"steps": 6})
     with pytest.raises(GanforgeError, match="clusters=100 asks for more clusters than the 60 training images"):
         ganforge.train(_config(folder, model_options={**SMALL, "clusters": 100}), tmp_path / "big")

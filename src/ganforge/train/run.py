@@ -114,11 +114,12 @@ def check_same_data(recorded: dict[str, Any], options: dict[str, Any], run_dir: 
     for key in ("image_size", "channels", "input_nc", "output_nc", "dim", "num_classes", "cluster_sizes"):
         was, now = json.loads(json.dumps(recorded.get(key))), options.get(key)
         if key in recorded and key in options and was != now:
+            what = f"{key} "
             if key == "cluster_sizes":  # the images per cluster: said as the largest clusters'
-                was, now = (f"clusters of {', '.join(map(str, sorted(v, reverse=True)[:3]))}, ... images"
-                            for v in (was, now))
-            raise GanforgeError(f"The run in {str(run_dir)!r} was trained on data with {key} {was}, but its data "
-                                f"now gives {now}; resume it with the data it was trained on.")
+                what, (was, now) = "clusters of ", (f"{', '.join(map(str, sorted(v, reverse=True)[:3]))}, ... images"
+                                                   for v in (was, now))
+            raise GanforgeError(f"The run in {str(run_dir)!r} was trained on data with {what}{was}, but its data "
+                                f"now gives {what}{now}; resume it with the data it was trained on.")
 
 
 def total_steps(cfg: TrainConfig, stream: BatchStream, task: Task) -> int:
