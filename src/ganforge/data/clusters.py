@@ -44,15 +44,18 @@ def _features(images: torch.Tensor) -> torch.Tensor:
     return torch.cat(out)
 
 
+def squared_distances(x: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
+    """float64 [N, k]: |x_i - c_j|^2 of rows x [N, D] and centroids [k, D], as |x|^2 - 2 x.c + |c|^2 (never below 0)."""
+    return ((x * x).sum(1, keepdim=True) - 2.0 * x @ centroids.T + (centroids * centroids).sum(1)).clamp_min_(0.0)
+
+
 def nearest(x: torch.Tensor, centroids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(index int64 [N] of the nearest centroid, squared distance float64 [N]) of each row of ``x`` [N, D]."""
-    c2 = (centroids * centroids).sum(1)
     index, dist = [], []
     for chunk in x.split(CHUNK):
-        d = (chunk * chunk).sum(1, keepdim=True) - 2.0 * chunk @ centroids.T + c2
-        value, i = d.min(1)
+        value, i = squared_distances(chunk, centroids).min(1)
         index.append(i)
-        dist.append(value.clamp_min_(0.0))
+        dist.append(value)
     return torch.cat(index), torch.cat(dist)
 
 
@@ -75,8 +78,7 @@ def kmeans(x: torch.Tensor, k: int, seed: int = 0) -> tuple[torch.Tensor, torch.
         else:
             candidates = torch.randint(0, n, (trials,), generator=g)
         c = x[candidates]
-        to_c = ((x * x).sum(1, keepdim=True) - 2.0 * x @ c.T + (c * c).sum(1)).clamp_min_(0.0)  # [N, trials]
-        options = torch.minimum(dist[:, None], to_c)
+        options = torch.minimum(dist[:, None], squared_distances(x, c))  # [N, trials]
         best = int(options.sum(0).argmin())
         centroids = torch.cat([centroids, c[best:best + 1]])
         dist = options[:, best].contiguous()

@@ -111,15 +111,17 @@ def fill_model_options(cfg: TrainConfig, data) -> dict[str, Any]:
 def check_same_data(recorded: dict[str, Any], options: dict[str, Any], run_dir: Path) -> None:
     """A run resumes on the data it was trained on: each model option that the data fills (size, channels,
     classes, a self-conditioned model's cluster sizes) must be what the checkpoint recorded."""
+
+    def said(key: str, value: Any) -> str:  # cluster sizes as the three largest clusters'
+        if key == "cluster_sizes":
+            return f"clusters of {', '.join(map(str, sorted(value, reverse=True)[:3]))}, ... images"
+        return f"{key} {value}"
+
     for key in ("image_size", "channels", "input_nc", "output_nc", "dim", "num_classes", "cluster_sizes"):
-        was, now = json.loads(json.dumps(recorded.get(key))), options.get(key)
-        if key in recorded and key in options and was != now:
-            what = f"{key} "
-            if key == "cluster_sizes":  # the images per cluster: said as the largest clusters'
-                what, (was, now) = "clusters of ", (f"{', '.join(map(str, sorted(v, reverse=True)[:3]))}, ... images"
-                                                   for v in (was, now))
-            raise GanforgeError(f"The run in {str(run_dir)!r} was trained on data with {what}{was}, but its data "
-                                f"now gives {what}{now}; resume it with the data it was trained on.")
+        if key in recorded and key in options and json.loads(json.dumps(recorded[key])) != options[key]:
+            raise GanforgeError(f"The run in {str(run_dir)!r} was trained on data with {said(key, recorded[key])}, "
+                                f"but its data now gives {said(key, options[key])}; resume it with the data it was "
+                                "trained on.")
 
 
 def total_steps(cfg: TrainConfig, stream: BatchStream, task: Task) -> int:
