@@ -116,6 +116,42 @@ def test_ada_with_r1_and_spectral_norm_resumes_bit_identically(idx_root, tmp_pat
     assert all(r["r1"] >= 0 for r in rows if "r1" in r)
 
 
+# ----------------------------------------------------------------------------- mode seeking
+@pytest.mark.parametrize("n", [6, 7])
+def test_mode_seeking_pairs_share_a_label_and_add_the_inverse_distance_ratio(n):
+    from ganforge.train.run import build_task
+
+    cfg = ganforge.resolve_config(flags={"model": "cgan", "task_options": {"mode_seeking": 2.0}})
+    task = build_task(cfg, {"num_classes": 3, "ngf": 8, "ndf": 8, "nz": 16})
+    G, seen = task.nets["G"], {}
+
+    def recording(z, y):
+        seen.update(z=z, y=y, fake=G.__class__.forward(G, z, y))
+        return seen["fake"]
+
+    G.forward = recording
+    phases = {p.name: p for p in task.phases()}
+    batch = {"image": torch.zeros(n, 1, 28, 28), "label": torch.zeros(n, dtype=torch.long)}
+    torch.manual_seed(0)
+    loss, logs = task.loss(phases["G"], batch, task.nets)
+    z, y, fake, half = seen["z"], seen["y"], seen["fake"].detach(), n // 2
+    assert z.shape[0] == y.shape[0] == n and torch.equal(y[:half], y[n - half:])  # one label per pair
+    ratio = (fake[:half] - fake[n - half:]).abs().mean() / (z[:half] - z[n - half:]).abs().mean()
+    assert float(logs["mode_seeking"]) == pytest.approx(float(1 / (ratio + 1e-5)), rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(float(logs["loss_G"]) + 2.0 * float(logs["mode_seeking"]), rel=1e-5)
+    loss.backward()
+    assert all(p.grad is not None for p in G.parameters() if p.requires_grad)
+
+
+def test_mode_seeking_trains_and_logs_its_term_and_a_negative_weight_is_one_sentence(idx_root, tmp_path):
+    ganforge.train(tiny_config(idx_root, steps=4, task_options={"mode_seeking": 1.0}), tmp_path / "ms")
+    rows = [json.loads(line) for line in (tmp_path / "ms" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["mode_seeking"] > 0 for r in rows if "loss_G" in r] == [True, True]
+    with pytest.raises(ganforge.GanforgeError, match=r"mode_seeking must be zero \(off\) or a positive weight, got -1"):
+        ganforge.train(tiny_config(idx_root, task_options={"mode_seeking": -1}), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
 # ----------------------------------------------------------------------------- spectral normalisation
 @pytest.mark.parametrize("model,options", [("dcgan", {"image_size": 28, "channels": 1}),
                                            ("cgan", {"num_classes": 10, "cond": "projection"})])

@@ -181,4 +181,4 @@ def _check(pipe, config: dict, step: int | None, n: int) -> list[Finding]:
                     f"G's samples are far less varied than {against}: it makes a few kinds of image over and over "
                     f"(mode collapse), or, early in training, has not learned the variety of the data yet.", evidence,
                     "early in training: more steps=; later: loss=nonsaturating with r1_weight=1, augment=ada on "
-                    "small data, or a lower lr_g=")]
+                    "small data, a lower lr_g=, or task.mode_seeking=0.3 (nearby z may not give one image)")]

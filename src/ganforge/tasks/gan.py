@@ -31,6 +31,9 @@ class GANOptions:
     gp_weight: float = 10.0  # gradient penalty weight for wgan-gp
     clip_value: float = 0.01  # wgan: D's weights are clamped to [-clip_value, clip_value] after each D update
     r1_weight: float = 0.0  # gamma of the R1 penalty gamma/2 E[||grad_x D(x)||^2] on real images (Mescheder 2018)
+    # lambda of the mode-seeking term (Mao et al. 2019): G's batch is pairs with one label and two z, and G adds
+    # lambda / (mean |G(z1) - G(z2)| / mean |z1 - z2| + 1e-5), so nearby z may not give the same image
+    mode_seeking: float = 0.0
     # what D sees (ganforge.augment): none | diffaugment | ada | auto (ada for data of at most SMALL_DATA
     # images, else none: on 1000 images ada matched none where D did not overfit, and diffaugment lost;
     # benchmarks/time_to_quality.py --small 1000)
@@ -44,6 +47,8 @@ class GANOptions:
         if self.augment not in AUGMENT_KINDS:
             raise GanforgeError(f"Unknown augment {self.augment!r}; choose one of: {', '.join(AUGMENT_KINDS)}.")
         parse_policy(self.augment_policy)
+        if not self.mode_seeking >= 0:
+            raise GanforgeError(f"mode_seeking must be zero (off) or a positive weight, got {self.mode_seeking!r}.")
         if not self.r1_weight >= 0:
             raise GanforgeError(f"r1_weight must be zero or positive, got {self.r1_weight!r}.")
         if not 0 < self.ada_target < 1:
@@ -74,7 +79,8 @@ class GANTask(Task):
 
     What D sees can be augmented (``augment``: DiffAugment, or ADA's adaptive probability; the same
     differentiable operations on real and fake images, in both phases), and D's loss can add the R1
-    penalty on real images (``r1_weight``).
+    penalty on real images (``r1_weight``). G's loss can add the mode-seeking term (``mode_seeking``; its
+    batch then holds pairs of one label and two z).
     """
 
     ema_nets = ("G",)
@@ -143,15 +149,33 @@ class GANTask(Task):
     def _noise(self, n: int, device) -> torch.Tensor:
         return torch.randn(n, self.nz, device=device)
 
+    def _labels(self, n: int, device) -> torch.Tensor | None:
+        """n labels drawn uniformly (a self-conditioned model's clusters by their shares of the data); None
+        without classes."""
+        if not self.num_classes:
+            return None
+        if self.label_prior is not None:
+            return torch.multinomial(self.label_prior.to(device), n, replacement=True)
+        return torch.randint(0, self.num_classes, (n,), device=device)
+
     def _fake(self, G: nn.Module, n: int, device, y: torch.Tensor | None = None):
-        """(fake images G(z, y), their labels y): labels drawn uniformly (a self-conditioned model's clusters by
-        their shares of the data) unless given; None without classes."""
-        if y is None and self.num_classes:
-            if self.label_prior is not None:
-                y = torch.multinomial(self.label_prior.to(device), n, replacement=True)
-            else:
-                y = torch.randint(0, self.num_classes, (n,), device=device)
+        """(fake images G(z, y), their labels y): labels drawn by :meth:`_labels` unless given."""
+        if y is None:
+            y = self._labels(n, device)
         return G(self._noise(n, device), y), y
+
+    def _mode_seeking(self, G: nn.Module, n: int, device):
+        """(fakes, labels, term) for G's phase with the mode-seeking term: n // 2 pairs (an odd n adds one
+        unpaired sample) share a label and differ in z; term = 1 / (mean |G(z1) - G(z2)| / mean |z1 - z2| + eps)
+        over the pairs (Mao et al. 2019, eq. 3 as their code computes it)."""
+        half = n // 2
+        y = self._labels(n - half, device)
+        y = None if y is None else torch.cat([y, y[:half]])
+        z = self._noise(n, device)
+        fake = G(z, y)
+        a, b = fake[:half].float(), fake[n - half:].float()
+        ratio = (a - b).abs().mean() / (z[:half] - z[n - half:]).abs().mean()
+        return fake, y, 1.0 / (ratio + 1e-5)
 
     def _score(self, D: nn.Module, x: torch.Tensor, y: torch.Tensor | None):
         """(adversarial logits [N] as float32, class logits [N, K] or None) of D(x, y)."""
@@ -196,10 +220,17 @@ class GANTask(Task):
             logs["D_real"] = squash(r.detach()).mean()
             logs["D_fake"] = squash(f.detach()).mean()
             return loss, logs
-        fake, y_fake = self._fake(G, n, device)
+        lam = self.options.mode_seeking
+        if lam:
+            fake, y_fake, ms = self._mode_seeking(G, n, device)
+        else:
+            fake, y_fake = self._fake(G, n, device)
         f, f_cls = self._score(D, self._augment(fake), y_fake)
         loss = self.gan_loss.g_loss(f)
         logs = {"loss_G": loss.detach()}
+        if lam:
+            loss = loss + lam * ms
+            logs["mode_seeking"] = ms.detach()
         if self.acgan:
             cls = F.cross_entropy(f_cls, y_fake)
             loss = loss + cls
