@@ -141,6 +141,9 @@ def test_mode_seeking_pairs_share_a_label_and_add_the_inverse_distance_ratio(n):
     assert float(loss.detach()) == pytest.approx(float(logs["loss_G"]) + 2.0 * float(logs["mode_seeking"]), rel=1e-5)
     loss.backward()
     assert all(p.grad is not None for p in G.parameters() if p.requires_grad)
+    one = {"image": torch.zeros(1, 1, 28, 28), "label": torch.zeros(1, dtype=torch.long)}
+    with pytest.raises(ganforge.GanforgeError, match="the batch holds 1 image; use batch_size=2 or more"):
+        task.loss(phases["G"], one, task.nets)
 
 
 def test_mode_seeking_trains_and_logs_its_term_and_a_negative_weight_is_one_sentence(idx_root, tmp_path):

@@ -169,6 +169,9 @@ class GANTask(Task):
         unpaired sample) share a label and differ in z; term = 1 / (mean |G(z1) - G(z2)| / mean |z1 - z2| + eps)
         over the pairs (Mao et al. 2019, eq. 3 as their code computes it)."""
         half = n // 2
+        if not half:
+            raise GanforgeError(f"mode_seeking compares pairs of samples within G's batch, but the batch holds {n} "
+                                "image; use batch_size=2 or more, or task.mode_seeking=0.")
         y = self._labels(n - half, device)
         y = None if y is None else torch.cat([y, y[:half]])
         z = self._noise(n, device)
