@@ -106,6 +106,14 @@ def test_batch_larger_than_the_dataset(capsys, idx_root, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_mode_seeking_with_a_batch_of_one_is_refused_before_anything_is_written(capsys, idx_root, tmp_path):
+    args = train_args(idx_root, tmp_path / "run", "task.mode_seeking=0.3")
+    args[args.index("--batch-size") + 1] = "1"
+    msg = cli_error(capsys, *args)
+    assert "the batch holds 1 image; use batch_size=2 or more" in msg
+    assert not (tmp_path / "run").exists()
+
+
 def test_missing_data_hints_at_the_debian_package(capsys, tmp_path, monkeypatch):
     # this machine may have /usr/share/datasets/fashion-mnist installed; look only in the empty folder
     original = idx._candidate_dirs

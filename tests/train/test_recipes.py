@@ -153,6 +153,9 @@ def test_mode_seeking_trains_and_logs_its_term_and_a_negative_weight_is_one_sent
     with pytest.raises(ganforge.GanforgeError, match=r"mode_seeking must be zero \(off\) or a positive weight, got -1"):
         ganforge.train(tiny_config(idx_root, task_options={"mode_seeking": -1}), tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+    with pytest.raises(ganforge.GanforgeError, match="the batch holds 1 image; use batch_size=2 or more"):
+        ganforge.train(tiny_config(idx_root, batch_size=1, task_options={"mode_seeking": 1.0}), tmp_path / "one")
+    assert not (tmp_path / "one").exists()
 
 
 # ----------------------------------------------------------------------------- spectral normalisation

@@ -114,6 +114,11 @@ class Task:
         on resume, the task options the checkpoint was trained with (an older version may lack a key)."""
         return options
 
+    @classmethod
+    def check_batch(cls, options: Any, batch_size: int) -> None:
+        """Refuse, in one sentence, a batch size that ``options`` cannot train with; called before the run
+        writes anything, once the batch size is known (also the default one chosen for a small folder)."""
+
     def plot_labels(self, model: str) -> dict[str, Any]:
         """The words of losses.png (``viz.plot_losses``'s title, score and probabilities arguments)."""
         return {"title": model}

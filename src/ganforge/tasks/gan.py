@@ -22,6 +22,11 @@ from . import Phase, Task
 SMALL_DATA = 10_000  # augment=auto augments D's inputs for data of at most this many images
 
 
+def _one_image(n: int) -> str:
+    return (f"mode_seeking compares pairs of samples within G's batch, but the batch holds {n} image; use "
+            "batch_size=2 or more, or task.mode_seeking=0.")
+
+
 @dataclass
 class GANOptions:
     """The game (``task.NAME=value``; also at the top level: ``loss=hinge d_steps=5``)."""
@@ -106,6 +111,11 @@ class GANTask(Task):
             return dataclasses.replace(options, augment="none")
         return dataclasses.replace(options, augment="ada" if n_images <= SMALL_DATA else "none")
 
+    @classmethod
+    def check_batch(cls, options: GANOptions, batch_size: int) -> None:
+        if options.mode_seeking and batch_size < 2:
+            raise GanforgeError(_one_image(batch_size))
+
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         """What D sees of ``x``: ``x`` itself, or its augmentation (every image, or each with ADA's p)."""
         if self.augment_kind == "none":
@@ -170,8 +180,7 @@ class GANTask(Task):
         over the pairs (Mao et al. 2019, eq. 3 as their code computes it)."""
         half = n // 2
         if not half:
-            raise GanforgeError(f"mode_seeking compares pairs of samples within G's batch, but the batch holds {n} "
-                                "image; use batch_size=2 or more, or task.mode_seeking=0.")
+            raise GanforgeError(_one_image(n))
         y = self._labels(n - half, device)
         y = None if y is None else torch.cat([y, y[:half]])
         z = self._noise(n, device)

@@ -237,6 +237,7 @@ def build_run(cfg: TrainConfig, run_dir: str | Path, resume: bool | Checkpoint =
         cfg = dataclasses.replace(cfg, task_options=dataclasses.asdict(chosen))
         if cfg.batch_size is None:  # the default batch, or every image of a smaller folder
             cfg = dataclasses.replace(cfg, batch_size=max(1, min(DEFAULT_BATCH, len(data) // dist.world_size)))
+        family.task.check_batch(chosen, cfg.batch_size)
         held = family.held_out(cfg, cfg.n_samples, data, family.load_data) if family.held_out else None
         options = fill_model_options(cfg, data)
         if ckpt is not None:
