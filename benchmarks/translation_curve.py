@@ -11,10 +11,11 @@ the checkpoints are scored after training).
 Each checkpoint translates the first ``--n`` held-out pairs (x, edges(x)) of the Fashion-MNIST test split from
 edges to garments (pix2pix edges2fashion AtoB: the run's U-Net; CycleGAN: G_B), scored as cyclegan_quality.py
 scores them: the fmnist classifier's accuracy on the central 28x28 against the class of x, and L1 (0..255) and SSIM
-against x; for CycleGAN also the SSIM of garment -> edges (G_A) against edges(x). Then the GAN doctor's verdict over
-the whole run (``ganforge.doctor``: its rules over every row, and the samples) and the health rows its live check
-wrote during training. The load average is printed before and after training, since a busy machine stretches the
-minutes (not the quality per step). Writes the run to OUT/run and the numbers to OUT/curve.json.
+against x; for CycleGAN also garment -> edges (G_A) against edges(x): SSIM, and the F1 of its line pixels within
+1 pixel of Canny's (``_translation.edge_scores``; SSIM alone asks for each line at its exact pixel). Then the GAN
+doctor's verdict over the whole run (``ganforge.doctor``: its rules over every row, and the samples) and the health
+rows its live check wrote during training. The load average is printed before and after training, since a busy
+machine stretches the minutes (not the quality per step). Writes the run to OUT/run and the numbers to OUT/curve.json.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from ganforge.viz import read_metrics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timed import train_timed  # noqa: E402
-from _translation import accuracy, held_out_pairs  # noqa: E402
+from _translation import accuracy, edge_scores, held_out_pairs  # noqa: E402
 
 
 def load_line() -> str:
@@ -50,7 +51,9 @@ def score(checkpoint: Path, cyclegan: bool, garments, edges, labels, classifier)
     s = paired_scores(made, garments, fid=False)
     row = {"accuracy": accuracy(classifier, made, labels), "l1": s["l1"], "ssim": s["ssim"]}
     if cyclegan:
-        row["ssim_g2e"] = paired_scores(t.translate(garments, direction="AtoB"), edges, fid=False)["ssim"]
+        drawn = t.translate(garments, direction="AtoB")
+        row["ssim_g2e"] = paired_scores(drawn, edges, fid=False)["ssim"]
+        row.update({f"{k}_g2e": v for k, v in edge_scores(drawn, edges).items()})
     return row
 
 
@@ -84,11 +87,16 @@ def main() -> None:
     real = accuracy(classifier, garments, labels)
     print(f"\n{' '.join([args.preset, *args.set])}: edges -> garment on {len(labels)} held-out test pairs "
           f"(the fmnist classifier puts {real:.3f} of the real garments in their class)")
-    print("| minutes | step | accuracy | L1 | SSIM |" + (" SSIM g->e |" if cyclegan else ""))
-    print("|---|---|---|---|---|" + ("---|" if cyclegan else ""))
+    if cyclegan:
+        shifted = paired_scores(torch.roll(edges, 1, dims=-1), edges, fid=False)["ssim"]
+        print(f"garment -> edges against edges(x): SSIM (the true edges shifted by one pixel score {shifted:.3f}), "
+              "and the F1 of the line pixels within 1 pixel of the true ones (precision / recall)")
+    print("| minutes | step | accuracy | L1 | SSIM |" + (" SSIM g->e | edge F1 g->e (P / R) |" if cyclegan else ""))
+    print("|---|---|---|---|---|" + ("---|---|" if cyclegan else ""))
     for r in rows:
         print(f"| {r['minutes']:.2f} | {r['step']} | {r['accuracy']:.3f} | {r['l1']:.2f} | {r['ssim']:.3f} |"
-              + (f" {r['ssim_g2e']:.3f} |" if cyclegan else ""))
+              + (f" {r['ssim_g2e']:.3f} | {r['edge_f1_g2e']:.3f} ({r['edge_precision_g2e']:.3f} / "
+                 f"{r['edge_recall_g2e']:.3f}) |" if cyclegan else ""))
 
     live = [{"step": r["step"], "health": [(h.get("kind"), h.get("severity")) for h in r["health"]]}
             for r in read_metrics(out / "run" / "metrics.jsonl") if isinstance(r.get("health"), list)]
