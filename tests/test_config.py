@@ -30,13 +30,14 @@ def test_defaults():
 def test_precedence_preset_then_flags_then_overrides():
     preset = resolve_config("fmnist-demo")
     steps = load_preset("fmnist-demo")["steps"]
-    assert preset.batch_size == 64 and preset.steps == steps and preset.ema_decay == 0.999
+    assert preset.batch_size == load_preset("fmnist-demo")["batch_size"] and preset.steps == steps
+    assert preset.ema_decay == 0.999
 
-    flags = resolve_config("fmnist-demo", flags={"batch_size": 32, "seed": 5})
-    assert flags.batch_size == 32 and flags.seed == 5
+    flags = resolve_config("fmnist-demo", flags={"batch_size": 48, "seed": 5})
+    assert flags.batch_size == 48 and flags.seed == 5
     assert flags.ema_decay == 0.999  # the rest of the preset stays
 
-    both = resolve_config("fmnist-demo", flags={"batch_size": 32, "seed": 5},
+    both = resolve_config("fmnist-demo", flags={"batch_size": 48, "seed": 5},
                           overrides=["batch_size=16", "ema_decay=0.9"])
     assert both.batch_size == 16 and both.ema_decay == 0.9
     assert both.seed == 5 and both.steps == steps
@@ -45,7 +46,8 @@ def test_precedence_preset_then_flags_then_overrides():
 def test_flags_that_are_none_mean_not_given():
     cfg = resolve_config("fmnist-demo", flags={"batch_size": None, "steps": None, "precision": None})
     preset = load_preset("fmnist-demo")
-    assert cfg.batch_size == 64 and cfg.steps == preset["steps"] and cfg.precision == preset["precision"] == "bf16"
+    assert cfg.batch_size == preset["batch_size"] == 32 and cfg.steps == preset["steps"]
+    assert cfg.precision == preset["precision"] == "bf16"
 
 
 def test_model_dot_overrides_go_to_model_options_and_merge():
