@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -15,9 +16,10 @@ from ganforge.doctor import diagnose
 from ganforge.doctor.findings import Finding, fold_consequences
 from ganforge.doctor.modes import count_modes, mode_set
 from ganforge.doctor.probe_rules import grad_spikes, probe_rows, toy_mode_collapse, translation_rules
-from ganforge.doctor.probes import network_norms
+from ganforge.doctor.probes import network_norms, weight_norm
 from ganforge.doctor.rules import d_overfit, d_wins, divergence
 from ganforge.doctor.translation import high_frequency, spread, translation_numbers
+from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganforge.viz import read_metrics
 
 
@@ -94,6 +96,30 @@ def test_weights_that_grow_less_than_tenfold_are_no_divergence():
     steps = range(20, 220, 20)
     rows = train_rows(steps) + probes([0, *steps], lambda i: {"weight_norm": {"G": 10.0 + 8.0 * i / 10}})
     assert divergence(rows, config_of()) == []
+
+
+def test_weight_norm_leaves_out_weights_whose_scale_the_output_does_not_see():
+    # G's latent layer and hidden transposed convolution feed batch norm: scaling them changes neither the output
+    # nor the norm the doctor reads; its last layer (into tanh) and batch norm's own scale change both
+    G = DCGANGenerator(28, 1, 16, 8).train()  # batch statistics, as in training
+    z = torch.randn(4, 16)
+    before, out = weight_norm(G), G(z)
+    with torch.no_grad():
+        G.main[0].weight.mul_(10.0)
+        G.main[3].weight.mul_(10.0)
+    assert weight_norm(G) == pytest.approx(before, rel=1e-6)
+    assert torch.allclose(G(z), out, atol=1e-3)  # up to batch norm's eps
+    last = float(G.main[-2].weight.norm())
+    with torch.no_grad():
+        G.main[-2].weight.mul_(10.0)
+    assert weight_norm(G) == pytest.approx(math.sqrt(before ** 2 + 99 * last ** 2), rel=1e-5)
+    # every weight of a spectrally normalised D is divided by its largest singular value: nothing is left to grow
+    assert weight_norm(DCGANDiscriminator(28, 1, 8, "spectral")) == 0.0
+    D = DCGANDiscriminator(28, 1, 8, "batch")
+    first = float(D.main[0].weight.norm())  # the first convolution feeds LeakyReLU, not a normalisation
+    with torch.no_grad():
+        D.main[2].weight.mul_(100.0)
+    assert weight_norm(D) < 2 * first + float(D.main[-1].weight.norm()) + float(D.main[3].weight.norm())
 
 
 def test_gradient_spikes_are_counted_before_the_first_nan_only():
