@@ -14,6 +14,7 @@ from PIL import Image
 
 from conftest import make_idx_dataset
 from ganforge.cli import main
+from ganforge.config import load_preset
 from ganforge.data import idx
 
 TINY = ["--batch-size", "16", "--device", "cpu", "model.ngf=8", "model.ndf=8", "model.nz=16", "--no-progress"]
@@ -112,6 +113,18 @@ def test_mode_seeking_with_a_batch_of_one_is_refused_before_anything_is_written(
     msg = cli_error(capsys, *args)
     assert "the batch holds 1 image; use batch_size=2 or more" in msg
     assert not (tmp_path / "run").exists()
+
+
+def test_another_model_with_a_preset_trains_and_says_once_what_it_left_out(capsys, idx_root, tmp_path):
+    rc, out, err = cli(capsys, "train", "dcgan", "--config", "fmnist-demo", "--data-root", idx_root,
+                       "--out", tmp_path / "run", "--steps", "1", *TINY)
+    assert rc == 0, err
+    said = [line for line in err.splitlines() if "left out" in line]
+    assert len(said) == 1 and said[0].startswith("ganforge: warning: the preset 'fmnist-demo' is for model 'cgan'")
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["model"] == "dcgan" and "clusters" not in config["model_options"]
+    assert config["model_options"]["ngf"] == 8 and config["config"]["batch_size"] == 16
+    assert config["config"]["lr_g"] == load_preset("fmnist-demo")["lr_g"]  # the rest of the recipe stays
 
 
 def test_missing_data_hints_at_the_debian_package(capsys, tmp_path, monkeypatch):

@@ -60,6 +60,22 @@ def test_model_dot_overrides_go_to_model_options_and_merge():
     assert model_config(cfg.model, cfg.model_options).ngf == 48
 
 
+def test_another_model_than_the_presets_leaves_the_presets_model_options_out():
+    """fmnist-demo's options (cond, clusters) are cgan's: naming dcgan used to be refused over options the
+    user never wrote. They are left out, with a warning naming them, and the options given again apply."""
+    with pytest.warns(UserWarning, match=r"preset 'fmnist-demo' is for model 'cgan'.*model\.clusters=50.*'dcgan'"):
+        cfg = resolve_config("fmnist-demo", flags={"model": "dcgan"}, overrides=["model.ngf=32"])
+    assert cfg.model == "dcgan" and cfg.model_options == {"ngf": 32} and cfg.task_options == {}
+    assert cfg.batch_size == load_preset("fmnist-demo")["batch_size"]  # the rest of the recipe stays
+    model_config(cfg.model, cfg.model_options)  # dcgan accepts what is left
+    with pytest.warns(UserWarning, match="left out for model 'dcgan'"):
+        assert resolve_config("fmnist-demo", overrides=["model=dcgan"]).model_options == {}
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the preset's own model keeps its options, silently
+        assert resolve_config("fmnist-demo", flags={"model": "cgan"}).model_options["clusters"] == 50
+
+
 def test_model_dot_overrides_parse_lists():
     cfg = resolve_config(flags={"model": "gan"}, overrides=["model.g_hidden=[64, 128]", "model.dropout=0"])
     assert cfg.model_options == {"g_hidden": [64, 128], "dropout": 0}

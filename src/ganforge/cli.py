@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """A warning as one line for people ("ganforge: warning: ..."), without the source line that Python adds."""
-    text = str(message).strip().rstrip(".")
+    text = str(message).strip().rstrip(".").removeprefix("ganforge: ")  # the library's own prefix, said once
     print(f"ganforge: warning: {text}.", file=file or sys.stderr)
 
 

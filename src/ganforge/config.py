@@ -358,15 +358,32 @@ def resolve_config(
     flags: dict[str, Any] | None = None,
     overrides: list[str] | None = None,
 ) -> TrainConfig:
-    """Build and validate a TrainConfig from a preset, CLI flags (None = not given) and overrides."""
+    """Build and validate a TrainConfig from a preset, CLI flags (None = not given) and overrides.
+
+    A preset's model and task options are for the preset's model: when the flags or overrides name another
+    model, they are left out (a warning names them) and only the options given with the new model apply."""
     values = TrainConfig().to_dict()
     if preset:
         values = apply_values(values, load_preset(preset), f"preset {preset!r}")
+    later = []
     if flags:
-        values = apply_values(values, {k: v for k, v in flags.items() if v is not None}, "the command line")
+        later.append(({k: v for k, v in flags.items() if v is not None}, "the command line"))
     if overrides:
-        values = apply_values(values, dict(parse_override(o) for o in overrides), "the overrides")
-    return _build(values)
+        later.append((dict(parse_override(o) for o in overrides), "the overrides"))
+    final = values
+    for given, source in later:
+        final = apply_values(final, given, source)
+    if preset and final["model"] != values["model"]:
+        dropped = [f"model.{k}={v}" for k, v in values["model_options"].items()]
+        dropped += [f"task.{k}={v}" for k, v in values["task_options"].items()]
+        if dropped:
+            warnings.warn(f"ganforge: the preset {preset!r} is for model {values['model']!r}; its options "
+                          f"{', '.join(dropped)} are left out for model {final['model']!r} (give any of them "
+                          "again to keep it)", stacklevel=2)
+            final = {**values, "model_options": {}, "task_options": {}}
+            for given, source in later:
+                final = apply_values(final, given, source)
+    return _build(final)
 
 
 def _build(values: dict[str, Any]) -> TrainConfig:
