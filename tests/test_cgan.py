@@ -68,6 +68,19 @@ def test_labels_out_of_range_or_of_the_wrong_shape_are_refused():
         label_matrix(torch.zeros(2, 3), 10)
 
 
+def test_conditional_networks_compile_without_a_graph_break():
+    """compile=true traces G and D whole: the label range check (Python numbers from y.min() / y.max()) is
+    skipped while compiling, and still refuses bad labels outside it (the test above)."""
+    import torch._dynamo
+
+    nets = build_model("cgan", {**SMALL, "num_classes": 10, "cond": "projection", "image_size": 28, "channels": 1})
+    z, y = torch.randn(4, 16), torch.tensor([0, 3, 9, 1])
+    for net, args in ((nets["G"], (z, y)), (nets["D"], (nets["G"](z, y).detach(), y))):
+        torch._dynamo.reset()
+        explained = torch._dynamo.explain(net)(*args)
+        assert explained.graph_break_count == 0, explained.break_reasons
+
+
 def test_cgan_on_unlabelled_images_is_refused(tmp_path):
     folder = tmp_path / "flat"
     folder.mkdir()

@@ -38,7 +38,7 @@ CONDITIONINGS = ("concat", "projection", "acgan")
 def label_matrix(y: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Labels as float [N, K]: int64 [N] class indices become one-hot rows; float [N, K] pass through."""
     if y.dim() == 1 and not torch.is_floating_point(y):
-        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        if not torch.compiler.is_compiling() and y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
             raise GanforgeError(f"Class labels must lie in 0..{num_classes - 1}, got {int(y.min())}..{int(y.max())}.")
         return F.one_hot(y, num_classes).to(dtype)
     if y.dim() == 2 and y.shape[1] == num_classes:
