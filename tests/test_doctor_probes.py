@@ -109,14 +109,14 @@ def test_weight_norm_leaves_out_weights_whose_scale_the_output_does_not_see():
         G.main[3].weight.mul_(10.0)
     assert weight_norm(G) == pytest.approx(before, rel=1e-6)
     assert torch.allclose(G(z), out, atol=1e-3)  # up to batch norm's eps
-    last = float(G.main[-2].weight.norm())
+    last = float(G.main[-2].weight.detach().norm())
     with torch.no_grad():
         G.main[-2].weight.mul_(10.0)
     assert weight_norm(G) == pytest.approx(math.sqrt(before ** 2 + 99 * last ** 2), rel=1e-5)
     # every weight of a spectrally normalised D is divided by its largest singular value: nothing is left to grow
     assert weight_norm(DCGANDiscriminator(28, 1, 8, "spectral")) == 0.0
     D = DCGANDiscriminator(28, 1, 8, "batch")
-    first = float(D.main[0].weight.norm())  # the first convolution feeds LeakyReLU, not a normalisation
+    first = float(D.main[0].weight.detach().norm())  # the first convolution feeds LeakyReLU, not a normalisation
     with torch.no_grad():
         D.main[2].weight.mul_(100.0)
     assert weight_norm(D) < 2 * first + float(D.main[-1].weight.norm()) + float(D.main[3].weight.norm())
