@@ -370,20 +370,22 @@ def resolve_config(
         later.append(({k: v for k, v in flags.items() if v is not None}, "the command line"))
     if overrides:
         later.append((dict(parse_override(o) for o in overrides), "the overrides"))
-    final = values
-    for given, source in later:
-        final = apply_values(final, given, source)
-    if preset and final["model"] != values["model"]:
-        dropped = [f"model.{k}={v}" for k, v in values["model_options"].items()]
-        dropped += [f"task.{k}={v}" for k, v in values["task_options"].items()]
-        if dropped:
-            warnings.warn(f"ganforge: the preset {preset!r} is for model {values['model']!r}; its options "
-                          f"{', '.join(dropped)} are left out for model {final['model']!r} (give any of them "
-                          "again to keep it)", stacklevel=2)
-            final = {**values, "model_options": {}, "task_options": {}}
-            for given, source in later:
-                final = apply_values(final, given, source)
+    final = _apply_all(values, later)
+    dropped = [f"model.{k}={v}" for k, v in values["model_options"].items()]
+    dropped += [f"task.{k}={v}" for k, v in values["task_options"].items()]
+    if preset and final["model"] != values["model"] and dropped:
+        warnings.warn(f"ganforge: the preset {preset!r} is for model {values['model']!r}; its options "
+                      f"{', '.join(dropped)} are left out for model {final['model']!r} (give any of them "
+                      "again to keep it)", stacklevel=2)
+        final = _apply_all({**values, "model_options": {}, "task_options": {}}, later)
     return _build(final)
+
+
+def _apply_all(values: dict[str, Any], sources: list[tuple[dict[str, Any], str]]) -> dict[str, Any]:
+    """``values`` with each (settings, source name) of ``sources`` applied in order."""
+    for given, source in sources:
+        values = apply_values(values, given, source)
+    return values
 
 
 def _build(values: dict[str, Any]) -> TrainConfig:
