@@ -47,7 +47,7 @@ def test_flags_that_are_none_mean_not_given():
     cfg = resolve_config("fmnist-demo", flags={"batch_size": None, "steps": None, "precision": None})
     preset = load_preset("fmnist-demo")
     assert cfg.batch_size == preset["batch_size"] == 32 and cfg.steps == preset["steps"]
-    assert cfg.precision == preset["precision"] == "bf16"
+    assert cfg.precision == preset["precision"] == "auto"
 
 
 def test_model_dot_overrides_go_to_model_options_and_merge():

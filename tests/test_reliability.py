@@ -130,7 +130,10 @@ def test_a_run_stopped_before_its_first_checkpoint_can_be_resumed_from_step_0(id
     assert [r["step"] for r in rows] == sorted({r["step"] for r in rows})  # the first attempt's rows are gone
 
 
-def test_resume_applies_the_settings_that_may_change_and_refuses_the_others(idx_root, tmp_path, capsys):
+def test_resume_applies_the_settings_that_may_change_and_refuses_the_others(idx_root, tmp_path, capsys, monkeypatch):
+    from ganforge.train import precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)  # no emulation warning
     assert main(_train_args(idx_root, tmp_path / "run")) == 0
     capsys.readouterr()
     for flag, value in (("--batch-size", "2"), ("--seed", "7")):

@@ -26,7 +26,7 @@ from .errors import GanforgeError
 
 PRESET_DIR = Path(__file__).parent / "presets"
 DEFAULT_BATCH = 64  # the batch size when none is given (capped at the dataset's size per process)
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 LR_SCHEDULES = ("constant", "linear")
 TRAINING_OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "lbfgs")  # torch.optim optimisers a training phase can use
 
@@ -169,7 +169,9 @@ class TrainConfig:
     ema_bn_batches: int = 0  # re-estimate the EMA G's batch-norm statistics from this many batches before its
     # pictures, evaluations and checkpoints (0: keep the live G's statistics, copied every step)
     # hardware
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 needs CUDA)
+    # fp32 | bf16 | fp16 (autocast; fp16 needs CUDA) | auto (bf16 on a CPU that computes in bf16 natively, else
+    # fp32; train/precision.py). A run records the precision it used.
+    precision: str = "fp32"
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     channels_last: bool = False  # channels_last memory format for conv nets
     compile: bool = False  # torch.compile the networks

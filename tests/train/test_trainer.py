@@ -131,6 +131,9 @@ def test_ema_decay_warms_up():
 
 
 def test_bf16_autocast_on_cpu(idx_root, tmp_path, monkeypatch):
+    from ganforge.train import precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)  # no emulation warning
     seen = []
     cfg = tiny_config(idx_root, steps=2, precision="bf16")
     original = ganforge.tasks.gan.GANTask.loss

@@ -30,6 +30,7 @@ from ..pipelines import Pipeline, resolve_device
 from ..tasks import LoopSettings, Task
 from .distributed import DistInfo, cleanup, init_distributed
 from .ema import EMA, make_ema
+from .precision import resolve_precision
 from .trainer import Trainer
 
 
@@ -225,6 +226,7 @@ def build_run(cfg: TrainConfig, run_dir: str | Path, resume: bool | Checkpoint =
     dist = init_distributed(device_probe.type)
     try:
         device = resolve_device(cfg.device, dist.local_rank)
+        cfg = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision, device))  # recorded as used
         torch.manual_seed(cfg.seed)
         if cfg.eval_every and not family.can("eval"):
             raise GanforgeError(f"eval_every is for models that sample from noise; evaluate {cfg.model} on held-out "
