@@ -52,6 +52,100 @@ def test_each_conditioning_builds_and_uses_the_label(cond):
         assert out0.shape == (4,) and not torch.allclose(out0, out3)
 
 
+def test_conditional_batch_norm_scales_and_shifts_by_the_label():
+    """g_cond=cbn: each batch norm of G normalises without its own affine, then takes the label's row of
+    gains and biases (a soft label blends the rows); the parameters grow by 2 * (K - 1) * channels."""
+    torch.manual_seed(0)
+    opts = {**SMALL, "num_classes": 10, "image_size": 28, "channels": 1}
+    plain = build_model("cgan", opts)["G"]
+    G = build_model("cgan", {**opts, "g_cond": "cbn"})["G"].train()
+    from ganforge.models.cgan import ConditionalBatchNorm2d
+
+    norms = [m for m in G.modules() if isinstance(m, ConditionalBatchNorm2d)]
+    assert len(norms) == 2 and not any(isinstance(m, torch.nn.BatchNorm2d) and m.affine for m in G.modules())
+    channels = sum(m.bn.num_features for m in norms)
+    count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    assert count(G) - count(plain) == 2 * (10 - 1) * channels
+    cbn = norms[0]
+    x = torch.randn(6, cbn.bn.num_features, 7, 7)
+    y = torch.tensor([0, 1, 2, 3, 4, 5])
+    with torch.no_grad():
+        cbn.gain[3] = 2.0
+        cbn.bias[3] = -1.0
+    out = cbn(x, label_matrix(y, 10))
+    normed = torch.nn.functional.batch_norm(x, None, None, training=True)
+    assert torch.allclose(out[3], 2.0 * normed[3] - 1.0, atol=1e-5)
+    assert torch.allclose(out[0], normed[0] * cbn.gain[0][:, None, None] + cbn.bias[0][:, None, None], atol=1e-5)
+    half = 0.5 * (label_matrix(torch.tensor([3]), 10) + label_matrix(torch.tensor([0]), 10))
+    blended = cbn(x[:2], torch.cat([half, half]))
+    ref = torch.nn.functional.batch_norm(x[:2], None, None, training=True)
+    assert torch.allclose(blended[0], ref[0] * (0.5 * (cbn.gain[3] + cbn.gain[0]))[:, None, None]
+                          + (0.5 * (cbn.bias[3] + cbn.bias[0]))[:, None, None], atol=1e-5)
+    with pytest.raises(GanforgeError, match="g_cond='film'.*concat, cbn"):
+        build_model("cgan", {**opts, "g_cond": "film"})
+
+
+def test_conditional_batch_norm_trains_resumes_and_samples_by_class(idx_root, tmp_path, monkeypatch):
+    """A cbn generator goes through the shared paths: the EMA copy's re-estimated statistics (the inner batch
+    norms), a bit-identical resume, --class sampling."""
+    from safetensors.torch import load_file
+
+    from conftest import train_interrupted
+    from ganforge.checkpoint import resolve_checkpoint
+
+    cfg = tiny_config(idx_root, model="cgan", steps=3, n_samples=20, ema_decay=0.9, ema_bn_batches=2,
+                      model_options={**SMALL, "cond": "projection", "g_cond": "cbn"})
+    ganforge.train(cfg, tmp_path / "run")
+    train_interrupted(cfg, tmp_path / "resumed", stop_at=2, monkeypatch=monkeypatch)
+    ganforge.resume(tmp_path / "resumed")
+    a, b = (load_file(str(resolve_checkpoint(tmp_path / r) / "weights.safetensors")) for r in ("run", "resumed"))
+    assert any(".gain" in k for k in a) and a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    model = ganforge.load(tmp_path / "run")
+    a, b = model.sample(4, seed=1, label=0), model.sample(4, seed=1, label=7)
+    assert a.shape == (4, 28, 28, 1) and np.abs(a.astype(int) - b.astype(int)).max() > 0
+
+
+@pytest.mark.parametrize("cond", ["concat", "projection"])
+def test_a_classifier_head_beside_a_conditional_d(cond):
+    """model.classifier=true: D keeps its conditional logit (the label still enters it) and adds class logits
+    from the same features; without it, D returns its logit alone."""
+    torch.manual_seed(0)
+    opts = {**SMALL, "num_classes": 10, "cond": cond}
+    D = build_model("cgan", {**opts, "classifier": True})["D"].eval()
+    x = torch.randn(4, 1, 28, 28)
+    (a, ca), (b, cb) = D(x, torch.zeros(4, dtype=torch.long)), D(x, torch.full((4,), 3))
+    assert a.shape == (4,) and ca.shape == (4, 10) and not torch.allclose(a, b)
+    if cond == "projection":  # the class logits come from phi(x), which the label does not enter
+        assert torch.equal(ca, cb)
+    plain = build_model("cgan", opts)["D"].eval()
+    assert isinstance(plain(x, torch.zeros(4, dtype=torch.long)), torch.Tensor)
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.25])
+def test_cls_weight_scales_the_classification_losses(weight):
+    """task.cls_weight multiplies ACGAN's classification terms in both phases (weight 0: the plain game's
+    losses); a negative weight is refused in one sentence."""
+    from ganforge.train.run import build_task
+
+    cfg = ganforge.resolve_config(flags={"model": "cgan", "task_options": {"cls_weight": weight, "augment": "none"}})
+    task = build_task(cfg, {**SMALL, "num_classes": 3, "classifier": True})
+    phases = {p.name: p for p in task.phases()}
+    batch = {"image": torch.rand(6, 1, 28, 28) * 2 - 1, "label": torch.tensor([0, 1, 2, 0, 1, 2])}
+    for phase, adv, cls in (("D", "loss_D", "cls_D"), ("G", "loss_G", "cls_G")):
+        torch.manual_seed(0)
+        loss, logs = task.loss(phases[phase], batch, task.nets)
+        assert float(logs[cls]) > 0
+        assert float(loss.detach()) == pytest.approx(float(logs[adv]) + weight * float(logs[cls]), rel=1e-5)
+
+
+def test_a_negative_cls_weight_is_one_sentence_and_nothing_is_written(idx_root, tmp_path):
+    with pytest.raises(GanforgeError, match="cls_weight must be zero or positive, got -1"):
+        ganforge.train(tiny_config(idx_root, model="cgan", model_options={**SMALL, "classifier": True},
+                                   task_options={"cls_weight": -1.0}), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_projection_term_is_the_inner_product_with_the_class_embedding():
     torch.manual_seed(0)
     D = build_model("cgan", {**SMALL, "num_classes": 5, "cond": "projection"})["D"].eval()
@@ -68,12 +162,14 @@ def test_labels_out_of_range_or_of_the_wrong_shape_are_refused():
         label_matrix(torch.zeros(2, 3), 10)
 
 
-def test_conditional_networks_compile_without_a_graph_break():
+@pytest.mark.parametrize("extra", [{}, {"g_cond": "cbn", "classifier": True}], ids=["preset", "cbn-classifier"])
+def test_conditional_networks_compile_without_a_graph_break(extra):
     """compile=true traces G and D whole: the label range check (Python numbers from y.min() / y.max()) is
     skipped while compiling, and still refuses bad labels outside it (the test above)."""
     import torch._dynamo
 
-    nets = build_model("cgan", {**SMALL, "num_classes": 10, "cond": "projection", "image_size": 28, "channels": 1})
+    nets = build_model("cgan", {**SMALL, "num_classes": 10, "cond": "projection", "image_size": 28, "channels": 1,
+                                **extra})
     z, y = torch.randn(4, 16), torch.tensor([0, 3, 9, 1])
     for net, args in ((nets["G"], (z, y)), (nets["D"], (nets["G"](z, y).detach(), y))):
         torch._dynamo.reset()

@@ -2,8 +2,10 @@
 Koyama 2018) and ACGAN (Odena et al. 2017).
 
 Generator (all variants): the label enters as a one-hot vector concatenated to z, as in Mirza &
-Osindero, so G is the DCGAN generator with ``nz + num_classes`` input channels. G also accepts a
-soft label (a float [N, K] blend of one-hot rows), which the latent tools use to move between classes.
+Osindero, so G is the DCGAN generator with ``nz + num_classes`` input channels. With ``g_cond="cbn"`` every
+batch norm of G also takes its scale and shift from the label (conditional batch norm, de Vries et al. 2017, as
+in the generators of Miyato & Koyama 2018). G also accepts a soft label (a float [N, K] blend of one-hot rows),
+which the latent tools use to move between classes.
 
 Self-conditioned (``clusters=K``, Liu et al. 2020): the labels are K k-means clusters of the training images
 (found before training by ``data/clusters.py``), not anyone's classes, and the model draws each sample's cluster
@@ -18,6 +20,9 @@ Discriminator, by ``cond``:
   convolution) plus the projection term sum_{c,h,w} embed(y)_c * phi(x)_{c,h,w}; returns logits [N].
 * ``acgan``: the unconditional DCGAN discriminator plus an auxiliary classifier head on the same
   features; returns (logits [N], class logits [N, K]); the task adds the classification losses.
+
+``classifier=True`` puts the same classifier head beside a concat or projection D: D then returns (its
+conditional logits [N], class logits [N, K]), and the task adds ACGAN's losses weighted by ``cls_weight``.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from . import ModelSpec, init_normal_
 from .dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator, _base_and_ups, spectral_normalize
 
 CONDITIONINGS = ("concat", "projection", "acgan")
+G_CONDITIONINGS = ("concat", "cbn")
 
 
 def label_matrix(y: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -52,6 +58,13 @@ class CGANConfig(DCGANConfig):
     channels: int = 1
     num_classes: int = 0  # number of classes; 0 = take it from the training data's labels
     cond: str = "projection"  # how D sees the label: concat (Mirza & Osindero) | projection | acgan
+    # how G sees the label: concat (a one-hot vector beside z, Mirza & Osindero) | cbn (the same, and every batch
+    # norm's scale and shift chosen by the label: conditional batch norm, de Vries et al. 2017, as in the
+    # generators of Miyato & Koyama 2018)
+    g_cond: str = "concat"
+    # an auxiliary classifier head on D's features beside a concat or projection D (an acgan D always has one):
+    # D also returns class logits, and the task adds ACGAN's classification losses, weighted by task.cls_weight
+    classifier: bool = False
     # > 0: self-conditioned (Liu et al. 2020): the labels are this many k-means clusters of the training images,
     # found before training (data/clusters.py), not the data's classes, and samples draw each image's cluster by
     # its share of the data, so the model samples the whole data set as an unconditional GAN does
@@ -66,6 +79,9 @@ class CGANConfig(DCGANConfig):
         super().validate()
         if self.cond not in CONDITIONINGS:
             raise GanforgeError(f"Unknown cgan conditioning {self.cond!r}; choose one of: {', '.join(CONDITIONINGS)}.")
+        if self.g_cond not in G_CONDITIONINGS:
+            raise GanforgeError(f"Unknown cgan generator conditioning g_cond={self.g_cond!r}; choose one of: "
+                                f"{', '.join(G_CONDITIONINGS)}.")
         if self.num_classes < 0:
             raise GanforgeError(f"cgan option num_classes must be positive, got {self.num_classes}.")
         if self.clusters < 0 or self.clusters == 1:
@@ -87,24 +103,59 @@ class CGANConfig(DCGANConfig):
         return (sizes / sizes.sum()).float()
 
 
-class ConditionalGenerator(nn.Module):
-    """(z [N, nz], labels int64 [N] or float [N, K]) -> images [N, C, S, S] in [-1, 1]."""
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm whose per-channel scale and shift are the label's (de Vries et al. 2017): the batch is
+    normalised without affine parameters, then scaled by ``labels @ gain`` and shifted by ``labels @ bias``
+    (one row of each per class; a soft label blends the rows). Gains start at N(1, 0.02), biases at 0, as a
+    DCGAN batch norm's do. The running statistics are those of an ordinary batch norm (``self.bn``), so the EMA
+    generator's re-estimation finds them."""
 
-    def __init__(self, image_size: int, channels: int, nz: int, ngf: int, num_classes: int) -> None:
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.gain = nn.Parameter(torch.empty(num_classes, channels).normal_(1.0, 0.02))
+        self.bias = nn.Parameter(torch.zeros(num_classes, channels))
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = self.bn(x)
+        gain, bias = (labels.to(h.dtype) @ w.to(h.dtype) for w in (self.gain, self.bias))
+        return h * gain[:, :, None, None] + bias[:, :, None, None]
+
+
+class ConditionalGenerator(nn.Module):
+    """(z [N, nz], labels int64 [N] or float [N, K]) -> images [N, C, S, S] in [-1, 1].
+
+    ``g_cond="cbn"`` also gives the label to every batch norm (:class:`ConditionalBatchNorm2d`) in place of
+    the DCGAN generator's own."""
+
+    def __init__(self, image_size: int, channels: int, nz: int, ngf: int, num_classes: int,
+                 g_cond: str = "concat") -> None:
         super().__init__()
         self.nz, self.num_classes = nz, num_classes
         self.net = DCGANGenerator(image_size, channels, nz + num_classes, ngf)
+        self.cbn = g_cond == "cbn"
+        if self.cbn:
+            for i, m in enumerate(self.net.main):
+                if isinstance(m, nn.BatchNorm2d):
+                    self.net.main[i] = ConditionalBatchNorm2d(m.num_features, num_classes)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         z = z.reshape(z.shape[0], -1)
-        return self.net(torch.cat([z, label_matrix(y, self.num_classes, z.dtype)], dim=1))
+        labels = label_matrix(y, self.num_classes, z.dtype)
+        h = torch.cat([z, labels], dim=1)
+        if not self.cbn:
+            return self.net(h)
+        h = h.view(h.shape[0], -1, 1, 1)
+        for m in self.net.main:
+            h = m(h, labels) if isinstance(m, ConditionalBatchNorm2d) else m(h)
+        return h
 
 
 class ConditionalDiscriminator(nn.Module):
     """(images [N, C, S, S], labels) -> logits [N] (concat, projection) or (logits [N], class logits [N, K])."""
 
     def __init__(self, image_size: int, channels: int, ndf: int, num_classes: int, cond: str,
-                 norm: str = "batch") -> None:
+                 norm: str = "batch", classifier: bool = False) -> None:
         super().__init__()
         self.num_classes, self.cond = num_classes, cond
         in_ch = channels + (num_classes if cond == "concat" else 0)
@@ -116,7 +167,7 @@ class ConditionalDiscriminator(nn.Module):
         if cond == "projection":
             self.embed = nn.Embedding(num_classes, ch)
             nn.init.normal_(self.embed.weight, 0.0, 0.02)
-        elif cond == "acgan":
+        if cond == "acgan" or classifier:
             self.classifier = nn.Conv2d(ch, num_classes, base, 1, 0)
             init_normal_(self.classifier)
         if norm == "spectral":  # the body and head are normalised already (DCGANDiscriminator)
@@ -129,13 +180,17 @@ class ConditionalDiscriminator(nn.Module):
         if self.cond == "concat":
             onehot = label_matrix(y, self.num_classes, x.dtype)
             planes = onehot[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
-            return self.head(self.body(torch.cat([x, planes], 1))).view(-1)
-        h = self.body(x)
-        out = self.head(h).view(-1)
+            h = self.body(torch.cat([x, planes], 1))
+            out = self.head(h).view(-1)
+        else:
+            h = self.body(x)
+            out = self.head(h).view(-1)
         if self.cond == "projection":
             e = label_matrix(y, self.num_classes, h.dtype) @ embed.to(h.dtype)  # [N, ch]
-            return out + (h * e[:, :, None, None]).sum(dim=(1, 2, 3))
-        return out, self.classifier(h).flatten(1)
+            out = out + (h * e[:, :, None, None]).sum(dim=(1, 2, 3))
+        if hasattr(self, "classifier"):
+            return out, self.classifier(h).flatten(1)
+        return out
 
 
 def build_cgan(cfg: CGANConfig) -> dict[str, nn.Module]:
@@ -145,8 +200,8 @@ def build_cgan(cfg: CGANConfig) -> dict[str, nn.Module]:
                             "a folder with one subfolder per class), set model.num_classes, or set model.clusters "
                             "for unlabelled data.")
     return {
-        "G": ConditionalGenerator(cfg.image_size, cfg.channels, cfg.nz, cfg.ngf, k),
-        "D": ConditionalDiscriminator(cfg.image_size, cfg.channels, cfg.ndf, k, cfg.cond, cfg.d_norm),
+        "G": ConditionalGenerator(cfg.image_size, cfg.channels, cfg.nz, cfg.ngf, k, cfg.g_cond),
+        "D": ConditionalDiscriminator(cfg.image_size, cfg.channels, cfg.ndf, k, cfg.cond, cfg.d_norm, cfg.classifier),
     }
 
 

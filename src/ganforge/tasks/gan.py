@@ -39,6 +39,9 @@ class GANOptions:
     # lambda of the mode-seeking term (Mao et al. 2019): G's batch is pairs with one label and two z, and G adds
     # lambda / (mean |G(z1) - G(z2)| / mean |z1 - z2| + 1e-5), so nearby z may not give the same image
     mode_seeking: float = 0.0
+    # weight of ACGAN's classification losses (Odena et al. 2017 use 1), for a D with a classifier head
+    # (cgan's cond=acgan, or model.classifier=true beside a projection or concat D)
+    cls_weight: float = 1.0
     # what D sees (ganforge.augment): none | diffaugment | ada | auto (ada for data of at most SMALL_DATA
     # images, else none: on 1000 images ada matched none where D did not overfit, and diffaugment lost;
     # benchmarks/time_to_quality.py --small 1000)
@@ -54,6 +57,8 @@ class GANOptions:
         parse_policy(self.augment_policy)
         if not self.mode_seeking >= 0:
             raise GanforgeError(f"mode_seeking must be zero (off) or a positive weight, got {self.mode_seeking!r}.")
+        if not self.cls_weight >= 0:
+            raise GanforgeError(f"cls_weight must be zero or positive, got {self.cls_weight!r}.")
         if not self.r1_weight >= 0:
             raise GanforgeError(f"r1_weight must be zero or positive, got {self.r1_weight!r}.")
         if not 0 < self.ada_target < 1:
@@ -97,7 +102,8 @@ class GANTask(Task):
         self.nz = pipeline.nz
         self.num_classes = pipeline.num_classes
         self.label_prior = pipeline.label_prior  # a self-conditioned model's cluster shares (else None: uniform)
-        self.acgan = getattr(model_cfg, "cond", None) == "acgan"
+        # D returns class logits too: ACGAN's D, or a projection / concat D with a classifier head
+        self.acgan = getattr(model_cfg, "cond", None) == "acgan" or bool(getattr(model_cfg, "classifier", False))
         o = self.options
         self.augment_kind = "none" if o.augment == "auto" else o.augment  # auto unresolved: no data was seen
         self.policy = parse_policy(o.augment_policy)
@@ -221,7 +227,7 @@ class GANTask(Task):
                 logs["ada_rt"] = torch.tensor(self.ada.last_rt)
             if self.acgan:
                 cls = F.cross_entropy(r_cls, y_real) + F.cross_entropy(f_cls, y_fake)
-                loss = loss + cls
+                loss = loss + self.options.cls_weight * cls
                 logs["cls_D"] = cls.detach()
                 logs["acc_real"] = (r_cls.detach().argmax(1) == y_real).float().mean()
             if self.gan_loss.gradient_penalty and self.options.gp_weight > 0:
@@ -245,7 +251,7 @@ class GANTask(Task):
             logs["mode_seeking"] = ms.detach()
         if self.acgan:
             cls = F.cross_entropy(f_cls, y_fake)
-            loss = loss + cls
+            loss = loss + self.options.cls_weight * cls
             logs["cls_G"] = cls.detach()
         return loss, logs
 
