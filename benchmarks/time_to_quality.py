@@ -168,7 +168,10 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor | None, real, extractor)
     out = compute_metrics(fake, real, METRICS, class_names=names)
     if labels is not None:
         out.update(per_class_metrics(fake, labels.numpy(), names, None, names))
-    return {k: v for k, v in out.items() if not isinstance(v, dict)}
+    flat = {k: v for k, v in out.items() if not isinstance(v, dict)}
+    for name, accuracy in (out.get("class_accuracy") or {}).items():  # per class: results.json only
+        flat[f"class_accuracy/{name}"] = accuracy
+    return flat
 
 
 def train_and_measure(recipe: Recipe, points: list[float], n: int, real, extractor,

@@ -20,7 +20,8 @@ from ganforge.train.run import build_run
 TINY: dict[str, dict] = {
     "gan": {"data": "fashion-mnist", "model_options": {"g_hidden": [32], "d_hidden": [32], "nz": 8}},
     "dcgan": {"data": "fashion-mnist", "model_options": {"ngf": 4, "ndf": 4, "nz": 8}, "ema_decay": 0.9},
-    "cgan": {"data": "fashion-mnist", "model_options": {"ngf": 4, "ndf": 4, "nz": 8}, "n_samples": 10},
+    "cgan": {"data": "fashion-mnist", "n_samples": 10, "task_options": {"cls_weight": 0.2},  # cgan-fmnist's networks
+             "model_options": {"ngf": 4, "ndf": 4, "nz": 8, "g_cond": "cbn", "classifier": True}},
     "pix2pix": {"data": "edges2fashion", "image_size": 32, "batch_size": 2,
                 "model_options": {"netG": "unet_32", "ngf": 4, "ndf": 4, "n_layers_D": 1}},
     "cyclegan": {"data": "fashion2edges", "image_size": 32, "batch_size": 2, "task_options": {"pool_size": 3},
