@@ -152,7 +152,8 @@ class ConditionalGenerator(nn.Module):
 
 
 class ConditionalDiscriminator(nn.Module):
-    """(images [N, C, S, S], labels) -> logits [N] (concat, projection) or (logits [N], class logits [N, K])."""
+    """(images [N, C, S, S], labels) -> logits [N], or (logits [N], class logits [N, K]) with a classifier head
+    (acgan, or classifier=True)."""
 
     def __init__(self, image_size: int, channels: int, ndf: int, num_classes: int, cond: str,
                  norm: str = "batch", classifier: bool = False) -> None:
@@ -180,11 +181,9 @@ class ConditionalDiscriminator(nn.Module):
         if self.cond == "concat":
             onehot = label_matrix(y, self.num_classes, x.dtype)
             planes = onehot[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
-            h = self.body(torch.cat([x, planes], 1))
-            out = self.head(h).view(-1)
-        else:
-            h = self.body(x)
-            out = self.head(h).view(-1)
+            x = torch.cat([x, planes], 1)
+        h = self.body(x)
+        out = self.head(h).view(-1)
         if self.cond == "projection":
             e = label_matrix(y, self.num_classes, h.dtype) @ embed.to(h.dtype)  # [N, ch]
             out = out + (h * e[:, :, None, None]).sum(dim=(1, 2, 3))
