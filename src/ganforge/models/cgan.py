@@ -94,6 +94,11 @@ class CGANConfig(DCGANConfig):
             raise GanforgeError(f"cgan option cluster_sizes must hold one positive count per cluster "
                                 f"({self.clusters}); leave it out, it is filled from the data.")
 
+    @property
+    def has_classifier(self) -> bool:
+        """Whether D has a classifier head (acgan, or classifier=True), so returns class logits too."""
+        return self.cond == "acgan" or self.classifier
+
     def label_prior(self) -> torch.Tensor | None:
         """float32 [K]: the share of the training images in each cluster, by which a self-conditioned model draws
         its labels; None when the labels are the data's classes (drawn uniformly)."""
@@ -153,7 +158,7 @@ class ConditionalGenerator(nn.Module):
 
 class ConditionalDiscriminator(nn.Module):
     """(images [N, C, S, S], labels) -> logits [N], or (logits [N], class logits [N, K]) with a classifier head
-    (acgan, or classifier=True)."""
+    (``classifier``: what :attr:`CGANConfig.has_classifier` says)."""
 
     def __init__(self, image_size: int, channels: int, ndf: int, num_classes: int, cond: str,
                  norm: str = "batch", classifier: bool = False) -> None:
@@ -168,7 +173,7 @@ class ConditionalDiscriminator(nn.Module):
         if cond == "projection":
             self.embed = nn.Embedding(num_classes, ch)
             nn.init.normal_(self.embed.weight, 0.0, 0.02)
-        if cond == "acgan" or classifier:
+        if classifier:
             self.classifier = nn.Conv2d(ch, num_classes, base, 1, 0)
             init_normal_(self.classifier)
         if norm == "spectral":  # the body and head are normalised already (DCGANDiscriminator)
@@ -200,7 +205,8 @@ def build_cgan(cfg: CGANConfig) -> dict[str, nn.Module]:
                             "for unlabelled data.")
     return {
         "G": ConditionalGenerator(cfg.image_size, cfg.channels, cfg.nz, cfg.ngf, k, cfg.g_cond),
-        "D": ConditionalDiscriminator(cfg.image_size, cfg.channels, cfg.ndf, k, cfg.cond, cfg.d_norm, cfg.classifier),
+        "D": ConditionalDiscriminator(cfg.image_size, cfg.channels, cfg.ndf, k, cfg.cond, cfg.d_norm,
+                                       cfg.has_classifier),
     }
 
 

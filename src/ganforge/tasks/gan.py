@@ -102,8 +102,7 @@ class GANTask(Task):
         self.nz = pipeline.nz
         self.num_classes = pipeline.num_classes
         self.label_prior = pipeline.label_prior  # a self-conditioned model's cluster shares (else None: uniform)
-        # D returns class logits too: ACGAN's D, or a projection / concat D with a classifier head
-        self.acgan = getattr(model_cfg, "cond", None) == "acgan" or bool(getattr(model_cfg, "classifier", False))
+        self.classifies = bool(getattr(model_cfg, "has_classifier", False))  # D returns class logits too
         o = self.options
         self.augment_kind = "none" if o.augment == "auto" else o.augment  # auto unresolved: no data was seen
         self.policy = parse_policy(o.augment_policy)
@@ -198,7 +197,7 @@ class GANTask(Task):
     def _score(self, D: nn.Module, x: torch.Tensor, y: torch.Tensor | None):
         """(adversarial logits [N] as float32, class logits [N, K] or None) of D(x, y)."""
         out = D(x, y)
-        if self.acgan:
+        if self.classifies:
             return out[0].float(), out[1].float()
         return out.float(), None
 
@@ -225,7 +224,7 @@ class GANTask(Task):
                 self.ada.observe(r)
                 logs["aug_p"] = torch.tensor(self.ada.p)
                 logs["ada_rt"] = torch.tensor(self.ada.last_rt)
-            if self.acgan:
+            if self.classifies:
                 cls = F.cross_entropy(r_cls, y_real) + F.cross_entropy(f_cls, y_fake)
                 loss = loss + self.options.cls_weight * cls
                 logs["cls_D"] = cls.detach()
@@ -249,7 +248,7 @@ class GANTask(Task):
         if lam:
             loss = loss + lam * ms
             logs["mode_seeking"] = ms.detach()
-        if self.acgan:
+        if self.classifies:
             cls = F.cross_entropy(f_cls, y_fake)
             loss = loss + self.options.cls_weight * cls
             logs["cls_G"] = cls.detach()

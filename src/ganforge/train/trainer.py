@@ -12,7 +12,6 @@ and given back on resume, and ``Task.on_end`` runs once the run is finished. Bui
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +35,6 @@ from .ema import EMA, has_batchnorm, recompute_batchnorm
 from .events import Events
 from .logs import DurationNotice, MetricsFile, ProgressBar, TensorBoard
 from .optim import build_optimizer, check_phase_names, lr_factor, needs_closure
-from .precision import resolve_precision
 from .rng import rng_state, set_rng_state, to_cpu
 from .stop import StopRequest
 
@@ -82,8 +80,9 @@ class Trainer:
         # more fields of each log row of the loop: (step) -> dict, merged into the row (the doctor's probe)
         self.row_fields: list[Callable[[int], dict[str, Any]]] = []
 
-        if cfg.precision == "auto":  # build_run resolves it; a trainer built another way does so here
-            cfg = self.cfg = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision, device))
+        if cfg.precision == "auto":
+            raise GanforgeError("precision auto is resolved by build_run (train/precision.py); build the trainer "
+                                "through it.")
         if cfg.precision == "fp16" and device.type != "cuda":
             raise GanforgeError("precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU.")
         if cfg.sync_bn:
