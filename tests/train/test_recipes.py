@@ -116,6 +116,47 @@ def test_ada_with_r1_and_spectral_norm_resumes_bit_identically(idx_root, tmp_pat
     assert all(r["r1"] >= 0 for r in rows if "r1" in r)
 
 
+@pytest.mark.parametrize("every", [1, 3])
+def test_lazy_r1_adds_the_penalty_every_kth_d_update_weighted_by_k(every):
+    from ganforge.train.run import build_task
+
+    cfg = ganforge.resolve_config(flags={"model": "dcgan", "task_options": {"r1_weight": 0.5, "r1_every": every}})
+    task = build_task(cfg, {"image_size": 28, "channels": 1, "ngf": 8, "ndf": 8, "nz": 16})
+    D_phase = next(p for p in task.phases() if p.name == "D")
+    real = torch.rand(4, 1, 28, 28) * 2 - 1
+    penalties, losses = [], []
+    for update in range(7):
+        torch.manual_seed(update)  # the same fakes whether or not the penalty is added
+        loss, logs = task.loss(D_phase, {"image": real}, task.nets)
+        losses.append(float(loss.detach()) - float(logs["loss_D"]))
+        penalties.append(float(logs["r1"]))
+    due = [u % every == 0 for u in range(7)]
+    for update, (extra, on) in enumerate(zip(losses, due, strict=True)):
+        last = max(u for u in range(update + 1) if due[u])  # the logged penalty is the last one computed
+        assert penalties[update] == penalties[last] > 0
+        assert extra == pytest.approx(0.5 * 0.5 * every * penalties[update] if on else 0.0, rel=1e-5, abs=1e-7)
+    assert task.state_dict()["d_updates"] == 7
+
+
+def test_lazy_r1_resumes_bit_identically_and_a_bad_interval_is_one_sentence(idx_root, tmp_path, monkeypatch):
+    cfg = tiny_config(idx_root, steps=7, model_options={"ngf": 8, "ndf": 8, "nz": 16},
+                      task_options={"r1_weight": 1.0, "r1_every": 3})
+    ganforge.train(cfg, tmp_path / "straight")
+    train_interrupted(cfg, tmp_path / "resumed", stop_at=4, monkeypatch=monkeypatch)  # between two penalties
+    ganforge.resume(tmp_path / "resumed")
+    a = load_file(str(resolve_checkpoint(tmp_path / "straight") / "weights.safetensors"))
+    b = load_file(str(resolve_checkpoint(tmp_path / "resumed") / "weights.safetensors"))
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
+    states = [torch.load(resolve_checkpoint(tmp_path / run) / "state.pt", weights_only=True)["task"][0]
+              for run in ("straight", "resumed")]
+    assert states[0]["d_updates"] == states[1]["d_updates"] == 7
+    for bad, said in ((0, "r1_every must be a positive whole number of D updates, got 0"),
+                      (2.5, "option r1_every must be an integer")):
+        with pytest.raises(ganforge.GanforgeError, match=said):
+            ganforge.train(tiny_config(idx_root, task_options={"r1_weight": 1.0, "r1_every": bad}), tmp_path / "bad")
+        assert not (tmp_path / "bad").exists()
+
+
 # ----------------------------------------------------------------------------- mode seeking
 @pytest.mark.parametrize("n", [6, 7])
 def test_mode_seeking_pairs_share_a_label_and_add_the_inverse_distance_ratio(n):

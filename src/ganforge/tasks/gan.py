@@ -36,6 +36,9 @@ class GANOptions:
     gp_weight: float = 10.0  # gradient penalty weight for wgan-gp
     clip_value: float = 0.01  # wgan: D's weights are clamped to [-clip_value, clip_value] after each D update
     r1_weight: float = 0.0  # gamma of the R1 penalty gamma/2 E[||grad_x D(x)||^2] on real images (Mescheder 2018)
+    # lazy R1 (Karras et al. 2020, StyleGAN2): the penalty on every r1_every-th D update only, weighted by r1_every,
+    # so it costs about 1/r1_every of its double backward
+    r1_every: int = 1
     # lambda of the mode-seeking term (Mao et al. 2019): G's batch is pairs with one label and two z, and G adds
     # lambda / (mean |G(z1) - G(z2)| / mean |z1 - z2| + 1e-5), so nearby z may not give the same image
     mode_seeking: float = 0.0
@@ -61,6 +64,8 @@ class GANOptions:
             raise GanforgeError(f"cls_weight must be zero or positive, got {self.cls_weight!r}.")
         if not self.r1_weight >= 0:
             raise GanforgeError(f"r1_weight must be zero or positive, got {self.r1_weight!r}.")
+        if self.r1_every < 1:
+            raise GanforgeError(f"r1_every must be a positive whole number of D updates, got {self.r1_every!r}.")
         if not 0 < self.ada_target < 1:
             raise GanforgeError(f"ada_target must lie between 0 and 1, got {self.ada_target!r}.")
         if self.ada_speed < 1:
@@ -107,6 +112,8 @@ class GANTask(Task):
         self.augment_kind = "none" if o.augment == "auto" else o.augment  # auto unresolved: no data was seen
         self.policy = parse_policy(o.augment_policy)
         self.ada = AdaptiveProbability(o.ada_target, 4, o.ada_speed) if self.augment_kind == "ada" else None
+        self.d_updates = 0  # D updates so far: which of them add the (lazy) R1 penalty
+        self.last_r1: torch.Tensor | None = None  # the last penalty, logged at every D update
 
     @classmethod
     def options_for_data(cls, options: GANOptions, n_images: int, recorded: dict | None = None) -> GANOptions:
@@ -128,11 +135,15 @@ class GANTask(Task):
         return augment(x, self.policy, self.ada.p if self.ada is not None else 1.0)
 
     def state_dict(self) -> dict:
-        return {"ada": self.ada.state_dict()} if self.ada is not None else {}
+        state: dict = {"ada": self.ada.state_dict()} if self.ada is not None else {}
+        if self.options.r1_weight > 0:
+            state["d_updates"] = self.d_updates
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         if self.ada is not None and "ada" in state:
             self.ada.load_state_dict(state["ada"])
+        self.d_updates = int(state.get("d_updates", 0))
 
     @classmethod
     def model_defaults(cls, options: GANOptions) -> dict:
@@ -209,7 +220,9 @@ class GANTask(Task):
             y_real = batch.get("label") if self.num_classes else None
             with torch.no_grad():
                 fake, y_fake = self._fake(G, n, device, y_real)
-            r1 = self.options.r1_weight > 0
+            every = self.options.r1_every
+            r1 = self.options.r1_weight > 0 and self.d_updates % every == 0
+            self.d_updates += 1
             if r1:
                 real = real.detach().requires_grad_(True)
             (r, r_cls), (f, f_cls) = (self._score(D, self._augment(real), y_real),
@@ -218,8 +231,10 @@ class GANTask(Task):
             logs = {"loss_D": loss.detach()}
             if r1:
                 penalty = r1_penalty(r, real)
-                loss = loss + 0.5 * self.options.r1_weight * penalty
-                logs["r1"] = penalty.detach()
+                loss = loss + 0.5 * self.options.r1_weight * every * penalty
+                self.last_r1 = penalty.detach()
+            if self.last_r1 is not None:
+                logs["r1"] = self.last_r1
             if self.ada is not None:
                 self.ada.observe(r)
                 logs["aug_p"] = torch.tensor(self.ada.p)
