@@ -140,9 +140,10 @@ def test_lazy_r1_adds_the_penalty_every_kth_d_update_weighted_by_k(every):
 
 def test_lazy_r1_resumes_bit_identically_and_a_bad_interval_is_one_sentence(idx_root, tmp_path, monkeypatch):
     cfg = tiny_config(idx_root, steps=7, model_options={"ngf": 8, "ndf": 8, "nz": 16},
-                      task_options={"r1_weight": 1.0, "r1_every": 3})
+                      task_options={"r1_weight": 1.0, "r1_every": 2})
     ganforge.train(cfg, tmp_path / "straight")
-    train_interrupted(cfg, tmp_path / "resumed", stop_at=4, monkeypatch=monkeypatch)  # between two penalties
+    # the last checkpoint is step 3: the resumed run starts on D update 3, between two penalties (2 and 4)
+    train_interrupted(cfg, tmp_path / "resumed", stop_at=4, monkeypatch=monkeypatch)
     ganforge.resume(tmp_path / "resumed")
     a = load_file(str(resolve_checkpoint(tmp_path / "straight") / "weights.safetensors"))
     b = load_file(str(resolve_checkpoint(tmp_path / "resumed") / "weights.safetensors"))
@@ -150,6 +151,11 @@ def test_lazy_r1_resumes_bit_identically_and_a_bad_interval_is_one_sentence(idx_
     states = [torch.load(resolve_checkpoint(tmp_path / run) / "state.pt", weights_only=True)["task"][0]
               for run in ("straight", "resumed")]
     assert states[0]["d_updates"] == states[1]["d_updates"] == 7
+    rows = {run: [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+            for run in ("straight", "resumed")}
+    logged = {run: [(r["step"], r["r1"]) for r in rs if "loss_D" in r] for run, rs in rows.items()}
+    # every row has r1, the resumed run's first one too (the penalty of update 2, kept in the checkpoint)
+    assert logged["straight"] == logged["resumed"] and [s for s, _ in logged["straight"]] == [2, 4, 6, 7]
     for bad, said in ((0, "r1_every must be a positive whole number of D updates, got 0"),
                       (2.5, "option r1_every must be an integer")):
         with pytest.raises(ganforge.GanforgeError, match=said):

@@ -138,12 +138,16 @@ class GANTask(Task):
         state: dict = {"ada": self.ada.state_dict()} if self.ada is not None else {}
         if self.options.r1_weight > 0:
             state["d_updates"] = self.d_updates
+            if self.last_r1 is not None:  # a resume between two lazy penalties logs the last one, as the run did
+                state["last_r1"] = float(self.last_r1)
         return state
 
     def load_state_dict(self, state: dict) -> None:
         if self.ada is not None and "ada" in state:
             self.ada.load_state_dict(state["ada"])
         self.d_updates = int(state.get("d_updates", 0))
+        if "last_r1" in state:
+            self.last_r1 = torch.tensor(state["last_r1"], dtype=torch.float32)
 
     @classmethod
     def model_defaults(cls, options: GANOptions) -> dict:
