@@ -163,6 +163,62 @@ def test_lazy_r1_resumes_bit_identically_and_a_bad_interval_is_one_sentence(idx_
         assert not (tmp_path / "bad").exists()
 
 
+# ----------------------------------------------------------------------------- reusing the fakes
+def test_reuse_fakes_trains_g_on_the_fakes_d_scored_and_d_gets_none_of_g_s_gradient():
+    from ganforge.losses import LOSSES
+    from ganforge.train.run import build_task
+
+    cfg = ganforge.resolve_config(flags={"model": "cgan", "task_options": {"reuse_fakes": True}})
+    task = build_task(cfg, {"num_classes": 3, "ngf": 8, "ndf": 8, "nz": 16})
+    G, D = task.nets["G"], task.nets["D"]
+    assert task.shared_forward == ("G",)
+    phases = {p.name: p for p in task.phases()}
+    assert not phases["D"].new_batch and not phases["G"].new_batch  # the step's one batch, drawn before forward()
+    batch = {"image": torch.rand(6, 1, 28, 28) * 2 - 1, "label": torch.tensor([0, 1, 2, 2, 1, 0])}
+    batch.update(task.forward(batch, task.nets))
+    assert torch.equal(batch["fake_label"], batch["label"])  # the fakes take the real batch's labels
+    loss_d, _ = task.loss(phases["D"], batch, task.nets)
+    loss_d.backward()
+    assert all(p.grad is None for p in G.parameters())  # D's phase scores the fakes without G's graph
+    D.requires_grad_(False)
+    loss_g, _ = task.loss(phases["G"], batch, task.nets)
+    loss_g.backward(retain_graph=True)  # G's graph from forward(), once more for the expected gradient
+    expected = torch.autograd.grad(LOSSES.get("nonsaturating").g_loss(D(batch["fake"], batch["label"]).float()),
+                                   list(G.parameters()))
+    for p, g in zip(G.parameters(), expected, strict=True):
+        torch.testing.assert_close(p.grad, g)
+
+
+def test_reuse_fakes_runs_g_once_per_step_resumes_bit_identically_and_bad_pairs_are_one_sentence(
+        idx_root, tmp_path, monkeypatch):
+    from ganforge.models.dcgan import DCGANGenerator
+
+    calls, counted = [], {}
+    original = DCGANGenerator.forward
+    monkeypatch.setattr(DCGANGenerator, "forward", lambda self, z, y=None: calls.append(1) or original(self, z, y))
+    for reuse in (False, True):
+        calls.clear()
+        ganforge.train(tiny_config(idx_root, steps=5, sample_every=0, ckpt_every=0,
+                                   task_options={"reuse_fakes": reuse}), tmp_path / f"count{reuse}")
+        counted[reuse] = len(calls)
+    assert counted[False] - counted[True] == 5  # one forward of G per step fewer, the pictures' the same
+    monkeypatch.setattr(DCGANGenerator, "forward", original)
+
+    cfg = tiny_config(idx_root, steps=6, task_options={"reuse_fakes": True})
+    ganforge.train(cfg, tmp_path / "straight")
+    train_interrupted(cfg, tmp_path / "resumed", stop_at=4, monkeypatch=monkeypatch)
+    ganforge.resume(tmp_path / "resumed")
+    a = load_file(str(resolve_checkpoint(tmp_path / "straight") / "weights.safetensors"))
+    b = load_file(str(resolve_checkpoint(tmp_path / "resumed") / "weights.safetensors"))
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
+    for options, said in (({"d_steps": 2}, "reuse_fakes lets G train on the fakes of the one D update before it, "
+                                          "but d_steps is 2"),
+                          ({"mode_seeking": 1.0}, "reuse_fakes and mode_seeking cannot be combined")):
+        with pytest.raises(ganforge.GanforgeError, match=said):
+            ganforge.train(tiny_config(idx_root, task_options={"reuse_fakes": True, **options}), tmp_path / "bad")
+        assert not (tmp_path / "bad").exists()
+
+
 # ----------------------------------------------------------------------------- mode seeking
 @pytest.mark.parametrize("n", [6, 7])
 def test_mode_seeking_pairs_share_a_label_and_add_the_inverse_distance_ratio(n):

@@ -42,6 +42,9 @@ class GANOptions:
     # lambda of the mode-seeking term (Mao et al. 2019): G's batch is pairs with one label and two z, and G adds
     # lambda / (mean |G(z1) - G(z2)| / mean |z1 - z2| + 1e-5), so nearby z may not give the same image
     mode_seeking: float = 0.0
+    # G's phase trains on the fakes D's phase just scored (pytorch/examples' DCGAN main.py does so): one forward
+    # of G per step instead of two; with d_steps=1 and without the mode-seeking term
+    reuse_fakes: bool = False
     # weight of ACGAN's classification losses (Odena et al. 2017 use 1), for a D with a classifier head
     # (cgan's cond=acgan, or model.classifier=true beside a projection or concat D)
     cls_weight: float = 1.0
@@ -76,6 +79,13 @@ class GANOptions:
             raise GanforgeError(f"gp_weight must be zero or positive, got {self.gp_weight!r}.")
         if not self.clip_value > 0:
             raise GanforgeError(f"clip_value must be positive, got {self.clip_value!r}.")
+        if self.reuse_fakes and self.d_steps != 1:
+            raise GanforgeError(f"reuse_fakes lets G train on the fakes of the one D update before it, but d_steps is "
+                                f"{self.d_steps}; use d_steps=1 or task.reuse_fakes=false.")
+        if self.reuse_fakes and self.mode_seeking:
+            raise GanforgeError("reuse_fakes and mode_seeking cannot be combined: the mode-seeking term draws G's "
+                                "batch as pairs of its own; set one of task.reuse_fakes=false or "
+                                "task.mode_seeking=0.")
 
 
 class GANTask(Task):
@@ -96,6 +106,10 @@ class GANTask(Task):
     differentiable operations on real and fake images, in both phases), and D's loss can add the R1
     penalty on real images (``r1_weight``). G's loss can add the mode-seeking term (``mode_seeking``; its
     batch then holds pairs of one label and two z).
+
+    ``reuse_fakes``: G runs once per step, before the phases (:meth:`forward`, its graph kept), on the real
+    batch's labels; D's phase scores those fakes detached and G's phase backpropagates D's verdict on the same
+    fakes through the kept graph, as pytorch/examples' DCGAN does. One forward of G fewer per step.
     """
 
     ema_nets = ("G",)
@@ -114,6 +128,8 @@ class GANTask(Task):
         self.ada = AdaptiveProbability(o.ada_target, 4, o.ada_speed) if self.augment_kind == "ada" else None
         self.d_updates = 0  # D updates so far: which of them add the (lazy) R1 penalty
         self.last_r1: torch.Tensor | None = None  # the last penalty, logged at every D update
+        if o.reuse_fakes:  # G runs once per step, before the phases; both phases read its fakes (forward)
+            self.shared_forward = ("G",)
 
     @classmethod
     def options_for_data(cls, options: GANOptions, n_images: int, recorded: dict | None = None) -> GANOptions:
@@ -159,8 +175,10 @@ class GANTask(Task):
         betas = c.betas
         # the original WGAN trains both networks with RMSprop (Arjovsky et al. 2017: momentum destabilises it)
         opt = "rmsprop" if self.gan_loss.weight_clipping else None
+        # with reuse_fakes the step's one batch is drawn before the phases, for forward()
+        fresh = not self.options.reuse_fakes
         return [
-            Phase("D", ("D",), lr=c.lr_d, betas=betas, repeat=self.options.d_steps, new_batch=True, optimizer=opt),
+            Phase("D", ("D",), lr=c.lr_d, betas=betas, repeat=self.options.d_steps, new_batch=fresh, optimizer=opt),
             Phase("G", ("G",), lr=c.lr_g, betas=betas, repeat=1, new_batch=False, optimizer=opt),
         ]
 
@@ -194,6 +212,12 @@ class GANTask(Task):
             y = self._labels(n, device)
         return G(self._noise(n, device), y), y
 
+    def forward(self, batch, nets) -> dict[str, torch.Tensor]:
+        """reuse_fakes: the step's fakes, G(z, the real batch's labels), with G's graph kept for G's phase."""
+        real = batch["image"]
+        fake, y = self._fake(nets["G"], real.shape[0], real.device, batch.get("label") if self.num_classes else None)
+        return {"fake": fake} if y is None else {"fake": fake, "fake_label": y}
+
     def _mode_seeking(self, G: nn.Module, n: int, device):
         """(fakes, labels, term) for G's phase with the mode-seeking term: n // 2 pairs (an odd n adds one
         unpaired sample) share a label and differ in z; term = 1 / (mean |G(z1) - G(z2)| / mean |z1 - z2| + eps)
@@ -222,8 +246,11 @@ class GANTask(Task):
         n, device = real.shape[0], real.device
         if phase.name == "D":
             y_real = batch.get("label") if self.num_classes else None
-            with torch.no_grad():
-                fake, y_fake = self._fake(G, n, device, y_real)
+            if "fake" in batch:  # reuse_fakes: the step's fakes, without G's graph
+                fake, y_fake = batch["fake"].detach(), batch.get("fake_label")
+            else:
+                with torch.no_grad():
+                    fake, y_fake = self._fake(G, n, device, y_real)
             every = self.options.r1_every
             r1 = self.options.r1_weight > 0 and self.d_updates % every == 0
             self.d_updates += 1
@@ -259,6 +286,8 @@ class GANTask(Task):
         lam = self.options.mode_seeking
         if lam:
             fake, y_fake, ms = self._mode_seeking(G, n, device)
+        elif "fake" in batch:  # reuse_fakes: the fakes D's phase scored, backpropagated through G's kept graph
+            fake, y_fake = batch["fake"], batch.get("fake_label")
         else:
             fake, y_fake = self._fake(G, n, device)
         f, f_cls = self._score(D, self._augment(fake), y_fake)
