@@ -49,6 +49,7 @@ def test_run_folder_has_pictures_logs_and_checkpoints(idx_root, tmp_path):
 @pytest.mark.parametrize("options", [
     {"ema_decay": 0.9, "d_steps": 2, "lr_schedule": "linear", "loss": "hinge"},
     {"loss": "wgan-gp", "model": "gan", "model_options": {"nz": 8, "g_hidden": [32], "d_hidden": [32]}},
+    {"ema_decay": 0.9, "task_options": {"reuse_fakes": True}},  # G's one forward a step, before the phases
 ])
 def test_resume_is_bit_identical(idx_root, tmp_path, monkeypatch, options):
     cfg = tiny_config(idx_root, steps=7, ckpt_every=3, **options)
