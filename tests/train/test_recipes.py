@@ -200,7 +200,7 @@ def test_reuse_fakes_runs_g_once_per_step_and_bad_pairs_are_one_sentence(idx_roo
         ganforge.train(tiny_config(idx_root, steps=5, sample_every=0, ckpt_every=0,
                                    task_options={"reuse_fakes": reuse}), tmp_path / f"count{reuse}")
         counted[reuse] = len(calls)
-    assert counted[False] - counted[True] == 5  # one forward of G per step fewer, the pictures' the same
+    assert counted[False] - counted[True] == 5  # one forward of G fewer per step; the sample grids need the same
     monkeypatch.setattr(DCGANGenerator, "forward", original)
     # (its resume: tests/train/test_trainer.py's test_resume_is_bit_identical)
     for options, said in (({"d_steps": 2}, "reuse_fakes lets G train on the fakes of the one D update before it, "
