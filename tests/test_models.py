@@ -182,6 +182,44 @@ def test_latent_transposed_convolution_is_the_deconvolution_it_replaces():
         torch.testing.assert_close(g_out, g_ref, rtol=1e-5, atol=1e-5)
     x = torch.randn(2, 10, 3, 3)  # not a 1x1 input: the deconvolution itself
     assert torch.equal(latent(x), nn.functional.conv_transpose2d(x, latent.weight, latent.bias))
+    # the presets train in channels_last: the weight is then [nz, k, k, C] in memory, multiplied as it lies,
+    # and the output comes out channels_last too
+    latent = latent.to(memory_format=torch.channels_last)
+    plain = plain.to(memory_format=torch.channels_last)
+    z = torch.randn(5, 10, 1, 1, requires_grad=True)
+    out, ref = latent(z), plain(z)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    (g_out, w_out), (g_ref, w_ref) = (torch.autograd.grad(o.square().sum(), (z, n.weight))
+                                      for o, n in ((out, latent), (ref, plain)))
+    torch.testing.assert_close(g_out, g_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(w_out, w_ref, rtol=1e-5, atol=1e-5)
+    assert w_out.is_contiguous(memory_format=torch.channels_last)  # Adam keeps the weight's layout
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_full_map_convolution_is_the_convolution_it_replaces(layout):
+    """D's last layer (kernel = its whole input map) runs as a matrix product: the same outputs and gradients
+    as the convolution, in both layouts, including the gradient of an input-gradient penalty (R1)."""
+    from ganforge.models.dcgan import FullMapConv2d
+
+    torch.manual_seed(0)
+    for bias, out_ch in ((False, 1), (True, 3)):
+        plain = nn.Conv2d(8, out_ch, 5, 1, 0, bias=bias).to(memory_format=layout)
+        full = FullMapConv2d(8, out_ch, 5, 1, 0, bias=bias).to(memory_format=layout)
+        full.load_state_dict(plain.state_dict())
+        x = torch.randn(6, 8, 5, 5).contiguous(memory_format=layout).requires_grad_(True)
+        grads = []
+        for net in (full, plain):
+            out = net(x)
+            assert out.shape == (6, out_ch, 1, 1)
+            (gx,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+            penalty = gx.square().sum()  # R1's double backward
+            grads.append((out, gx, *torch.autograd.grad(penalty, [p for p in net.parameters()])))
+        for a, b in zip(*grads):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    x = torch.randn(2, 8, 7, 7)  # a larger map: the convolution itself
+    assert torch.equal(full(x), nn.functional.conv2d(x, full.weight, full.bias))
 
 
 def test_dcgan_initialisation_statistics():

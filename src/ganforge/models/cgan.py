@@ -35,7 +35,7 @@ from torch import nn
 
 from ..errors import GanforgeError
 from . import ModelSpec, init_normal_
-from .dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator, _base_and_ups, spectral_normalize
+from .dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator, FullMapConv2d, _base_and_ups, spectral_normalize
 
 CONDITIONINGS = ("concat", "projection", "acgan")
 G_CONDITIONINGS = ("concat", "cbn")
@@ -174,7 +174,7 @@ class ConditionalDiscriminator(nn.Module):
             self.embed = nn.Embedding(num_classes, ch)
             nn.init.normal_(self.embed.weight, 0.0, 0.02)
         if classifier:
-            self.classifier = nn.Conv2d(ch, num_classes, base, 1, 0)
+            self.classifier = FullMapConv2d(ch, num_classes, base, 1, 0)
             init_normal_(self.classifier)
         if norm == "spectral":  # the body and head are normalised already (DCGANDiscriminator)
             for name in ("embed", "classifier"):
