@@ -216,7 +216,7 @@ def test_full_map_convolution_is_the_convolution_it_replaces(layout):
             (gx,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
             penalty = gx.square().sum()  # R1's double backward
             grads.append((out, gx, *torch.autograd.grad(penalty, [p for p in net.parameters()])))
-        for a, b in zip(*grads):
+        for a, b in zip(*grads, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     x = torch.randn(2, 8, 7, 7)  # a larger map: the convolution itself
     assert torch.equal(full(x), nn.functional.conv2d(x, full.weight, full.bias))

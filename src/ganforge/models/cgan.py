@@ -156,6 +156,16 @@ class ConditionalGenerator(nn.Module):
         return h
 
 
+def projection_term(h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    """sum_{c,h,w} e[n, c] * h[n, c, h, w] -> [N], multiplied in h's memory order: for channels_last features the
+    product runs over (n, h, w, c), so the gradient it sends back is channels_last like the head's. (Multiplied
+    in (n, c, h, w) order its gradient comes back contiguous, and the leaky ReLU's backward below it, meeting
+    two layouts, took 7x as long.)"""
+    if h.is_contiguous(memory_format=torch.channels_last) and not h.is_contiguous():
+        return (h.permute(0, 2, 3, 1) * e[:, None, None, :]).sum(dim=(1, 2, 3))
+    return (h * e[:, :, None, None]).sum(dim=(1, 2, 3))
+
+
 class ConditionalDiscriminator(nn.Module):
     """(images [N, C, S, S], labels) -> logits [N], or (logits [N], class logits [N, K]) with a classifier head
     (``classifier``: what :attr:`CGANConfig.has_classifier` says)."""
@@ -191,7 +201,7 @@ class ConditionalDiscriminator(nn.Module):
         out = self.head(h).view(-1)
         if self.cond == "projection":
             e = label_matrix(y, self.num_classes, h.dtype) @ embed.to(h.dtype)  # [N, ch]
-            out = out + (h * e[:, :, None, None]).sum(dim=(1, 2, 3))
+            out = out + projection_term(h, e)
         if hasattr(self, "classifier"):
             return out, self.classifier(h).flatten(1)
         return out
