@@ -8,23 +8,19 @@ import json
 import os
 import threading
 import time
-import warnings
 
 import numpy as np
 import psutil
 import pytest
 import torch
+from fastapi.testclient import TestClient
 from PIL import Image
 from studio_fixtures import studio_data  # noqa: F401  (fixture)
 
 import ganforge
 from ganforge import latent
+from ganforge.studio.app import create_app
 from ganforge.viz import grid_image
-
-warnings.filterwarnings("ignore", message=".*httpx.*")
-from fastapi.testclient import TestClient  # noqa: E402
-
-from ganforge.studio.app import create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -11,22 +11,18 @@ import shutil
 import socket
 import threading
 import time
-import warnings
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 from studio_fixtures import serve, studio_data  # noqa: F401  (fixture)
 
 from ganforge.api import toy_config
 from ganforge.cli import main
 from ganforge.errors import GanforgeError
-
-warnings.filterwarnings("ignore", message=".*httpx.*")
-from fastapi.testclient import TestClient  # noqa: E402
-
-from ganforge.studio.app import BUSY, CSP, create_app  # noqa: E402
-from ganforge.studio.runs import RunIndex  # noqa: E402
+from ganforge.studio.app import BUSY, CSP, create_app
+from ganforge.studio.runs import RunIndex
 
 BUSY_SENTENCE = "The studio is busy with other requests; try again in a moment."
 

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 
 import pytest
+from fastapi.testclient import TestClient
 
-warnings.filterwarnings("ignore", message=".*httpx.*")
-from fastapi.testclient import TestClient  # noqa: E402
-
-from ganforge.cli import main  # noqa: E402
-from ganforge.studio.app import create_app  # noqa: E402
+from ganforge.cli import main
+from ganforge.studio.app import create_app
 
 
 def wait_for(check, seconds: float, what: str):
