@@ -167,7 +167,7 @@ def test_pytorch_examples_state_dicts_load_strictly_and_give_the_same_outputs():
 
 
 def test_latent_transposed_convolution_is_the_deconvolution_it_replaces():
-    from ganforge.models.dcgan import LatentConvTranspose2d
+    from ganforge.models.layers import LatentConvTranspose2d
 
     torch.manual_seed(0)
     for bias in (False, True):
@@ -201,7 +201,7 @@ def test_latent_transposed_convolution_is_the_deconvolution_it_replaces():
 def test_full_map_convolution_is_the_convolution_it_replaces(layout):
     """D's last layer (kernel = its whole input map) runs as a matrix product: the same outputs and gradients
     as the convolution, in both layouts, including the gradient of an input-gradient penalty (R1)."""
-    from ganforge.models.dcgan import FullMapConv2d
+    from ganforge.models.layers import FullMapConv2d
 
     torch.manual_seed(0)
     for bias, out_ch in ((False, 1), (True, 3)):
@@ -220,6 +220,31 @@ def test_full_map_convolution_is_the_convolution_it_replaces(layout):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     x = torch.randn(2, 8, 7, 7)  # a larger map: the convolution itself
     assert torch.equal(full(x), nn.functional.conv2d(x, full.weight, full.bias))
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_the_unet_innermost_stages_are_the_convolutions_they_replace(layout):
+    """The U-Net's innermost stages at the smallest image size: 2x2 -> 1x1 (kernel 4, stride 2, padding 1: the
+    input meets the kernel's central 2x2 taps) and back 1x1 -> 2x2, as matrix products; larger maps convolve."""
+    from ganforge.models.layers import FullMapConv2d, LatentConvTranspose2d
+
+    torch.manual_seed(0)
+    pairs = ((FullMapConv2d(6, 5, 4, 2, 1, bias=True), nn.Conv2d(6, 5, 4, 2, 1, bias=True), (3, 6, 2, 2)),
+             (LatentConvTranspose2d(5, 6, 4, 2, 1, bias=False), nn.ConvTranspose2d(5, 6, 4, 2, 1, bias=False),
+              (3, 5, 1, 1)))
+    for fast, plain, shape in pairs:
+        fast.load_state_dict(plain.state_dict())
+        fast, plain = fast.to(memory_format=layout), plain.to(memory_format=layout)
+        x = torch.randn(shape).contiguous(memory_format=layout).requires_grad_(True)
+        out, ref = fast(x), plain(x)
+        assert out.shape == ref.shape
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+        (gx, gw), (rx, rw) = (torch.autograd.grad(o.square().sum(), (x, n.weight)) for o, n in ((out, fast),
+                                                                                                (ref, plain)))
+        torch.testing.assert_close(gx, rx, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(gw, rw, rtol=1e-5, atol=1e-5)
+        big = torch.randn(shape[0], shape[1], 4 * shape[2], 4 * shape[3])  # a larger image: the layer itself
+        assert torch.equal(fast(big), type(plain).forward(fast, big))
 
 
 def test_dcgan_initialisation_statistics():

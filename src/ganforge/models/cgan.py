@@ -35,7 +35,8 @@ from torch import nn
 
 from ..errors import GanforgeError
 from . import ModelSpec, init_normal_
-from .dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator, FullMapConv2d, _base_and_ups, spectral_normalize
+from .dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator, _base_and_ups, spectral_normalize
+from .layers import FullMapConv2d
 
 CONDITIONINGS = ("concat", "projection", "acgan")
 G_CONDITIONINGS = ("concat", "cbn")

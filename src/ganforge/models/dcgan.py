@@ -20,6 +20,7 @@ from torch import nn
 
 from ..errors import GanforgeError
 from . import ModelSpec, init_normal_
+from .layers import FullMapConv2d, LatentConvTranspose2d
 
 
 def _base_and_ups(image_size: int) -> tuple[int, int] | None:
@@ -70,51 +71,6 @@ class DCGANConfig:
         for name in ("channels", "nz", "ngf", "ndf"):
             if getattr(self, name) < 1:
                 raise GanforgeError(f"dcgan option {name} must be a positive integer, got {getattr(self, name)}.")
-
-
-class LatentConvTranspose2d(nn.ConvTranspose2d):
-    """The generator's first layer: a transposed convolution of a 1x1 input (the latent vector) to a base x
-    base map, which is one matrix product: z [N, nz] @ weight [nz, C*k*k]. Computed as that product, which
-    oneDNN runs several times faster than the deconvolution kernel at this shape (8.8 ms against 1.0 ms for
-    batch 64, bf16, one thread); the same parameters, so checkpoints and reference weights are unchanged."""
-
-    def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
-        if x.shape[-2:] != (1, 1) or output_size is not None or self.stride != (1, 1) or self.padding != (0, 0) \
-                or self.groups != 1 or self.dilation != (1, 1):
-            return super().forward(x, output_size)
-        w = self.weight
-        if w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous():
-            # a channels_last weight is [nz, k, k, C] in memory: multiply by that view (flattening [nz, C, k, k]
-            # would copy the whole weight, forward and backward: 11% of a demo step), which gives the output
-            # in channels_last, the layout the next layers run in
-            k1, k2 = self.kernel_size
-            out = (x.flatten(1) @ w.permute(0, 2, 3, 1).reshape(w.shape[0], -1)).view(x.shape[0], k1, k2, -1)
-            out = out.permute(0, 3, 1, 2)
-        else:
-            out = (x.flatten(1) @ w.flatten(1)).view(x.shape[0], self.out_channels, *self.kernel_size)
-        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
-
-
-class FullMapConv2d(nn.Conv2d):
-    """A discriminator's last layer: a convolution whose kernel covers its whole input map (base x base -> 1x1),
-    which is one matrix product: x [N, C*b*b] @ weight [O, C*b*b]^T. Computed as that product, which takes a few
-    microseconds where oneDNN's convolution kernels took 0.2 ms forward and 0.4 ms backward at the demo's shape
-    (batch 32, 64 x 7 x 7); the same parameters, so checkpoints and reference weights are unchanged. Either
-    layout: a channels_last input and weight are multiplied in their (h, w, c) memory order, without a copy."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight
-        if x.shape[-2:] != w.shape[-2:] or self.stride != (1, 1) or self.padding != (0, 0) or self.groups != 1 \
-                or self.dilation != (1, 1) or self.padding_mode != "zeros":
-            return super().forward(x)
-        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-            xf, wf = x.permute(0, 2, 3, 1).reshape(x.shape[0], -1), w.permute(0, 2, 3, 1).reshape(w.shape[0], -1)
-        else:
-            xf, wf = x.reshape(x.shape[0], -1), w.reshape(w.shape[0], -1)
-        out = xf @ wf.t()
-        if self.bias is not None:
-            out = out + self.bias
-        return out.view(x.shape[0], -1, 1, 1)
 
 
 class DCGANGenerator(nn.Module):

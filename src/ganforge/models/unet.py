@@ -36,6 +36,7 @@ from torch import nn
 
 from ..errors import GanforgeError
 from . import init_normal_
+from .layers import FullMapConv2d, LatentConvTranspose2d
 from .reference import ReferenceKeys, reference_state
 
 NORMS = ("batch", "instance", "none")
@@ -110,14 +111,17 @@ class UNetGenerator(nn.Module):
         self.up = nn.ModuleList()
         for i in range(num_downs):
             down_norm = None if i in (0, last) else norm_layer(norm, inner[i])
-            self.down.append(sequential(conv=nn.Conv2d(outer_down[i], inner[i], 4, 2, 1, bias=bias), norm=down_norm))
+            # the innermost stages see 2x2 -> 1x1 -> 2x2 at the smallest image size: matrix products then
+            down_conv = FullMapConv2d if i == last else nn.Conv2d
+            self.down.append(sequential(conv=down_conv(outer_down[i], inner[i], 4, 2, 1, bias=bias), norm=down_norm))
             up_in = inner[i] if i == last else 2 * inner[i]
             if i == 0:
                 up = sequential(act=nn.ReLU(), conv=nn.ConvTranspose2d(up_in, output_nc, 4, 2, 1, bias=True),
                             tanh=nn.Tanh())
             else:
                 use_dropout = 4 <= i < last and dropout > 0
-                up = sequential(act=nn.ReLU(), conv=nn.ConvTranspose2d(up_in, outer_up[i], 4, 2, 1, bias=bias),
+                up_conv = LatentConvTranspose2d if i == last else nn.ConvTranspose2d
+                up = sequential(act=nn.ReLU(), conv=up_conv(up_in, outer_up[i], 4, 2, 1, bias=bias),
                             norm=norm_layer(norm, outer_up[i]), dropout=nn.Dropout(dropout) if use_dropout else None)
             self.up.append(up)
         init_normal_(self)
