@@ -269,7 +269,9 @@ def _same_outputs(ref: nn.Module, ours: nn.Module, x: torch.Tensor) -> None:
         ref.train(train)
         ours.train(train)
         with torch.no_grad():
-            torch.testing.assert_close(ours(x), ref(x), rtol=0, atol=1e-6)
+            # the U-Net's innermost stages run as matrix products (models/layers.py), the reference's as
+            # convolutions: the same sums in another order, so equal within float32 rounding, not bit for bit
+            torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("num_downs,norm", [(5, "batch"), (6, "batch"), (6, "instance"), (5, "none")])
