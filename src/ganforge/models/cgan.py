@@ -36,7 +36,7 @@ from torch import nn
 from ..errors import GanforgeError
 from . import ModelSpec, init_normal_
 from .dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator, _base_and_ups, spectral_normalize
-from .layers import FullMapConv2d
+from .layers import FullMapConv2d, is_channels_last
 
 CONDITIONINGS = ("concat", "projection", "acgan")
 G_CONDITIONINGS = ("concat", "cbn")
@@ -162,7 +162,7 @@ def projection_term(h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
     product runs over (n, h, w, c), so the gradient it sends back is channels_last like the head's. (Multiplied
     in (n, c, h, w) order its gradient comes back contiguous, and the leaky ReLU's backward below it, meeting
     two layouts, took 7x as long.)"""
-    if h.is_contiguous(memory_format=torch.channels_last) and not h.is_contiguous():
+    if is_channels_last(h):
         return (h.permute(0, 2, 3, 1) * e[:, None, None, :]).sum(dim=(1, 2, 3))
     return (h * e[:, :, None, None]).sum(dim=(1, 2, 3))
 

@@ -15,9 +15,9 @@ def _exporting() -> bool:
     return bool(is_exporting and is_exporting()) or torch.jit.is_tracing()
 
 
-def _channels_last(w: torch.Tensor) -> bool:
-    """Whether a 4-d weight lies in memory as [out, h, w, in] (channels_last) rather than [out, in, h, w]."""
-    return w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+def is_channels_last(t: torch.Tensor) -> bool:
+    """Whether a 4-d tensor lies in memory as [n, h, w, c] (channels_last) rather than [n, c, h, w]."""
+    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
 
 
 class LatentConvTranspose2d(nn.ConvTranspose2d):
@@ -35,7 +35,7 @@ class LatentConvTranspose2d(nn.ConvTranspose2d):
                 or self.groups != 1 or self.dilation != (1, 1) or kh - 2 * ph < 1 or kw - 2 * pw < 1:
             return super().forward(x, output_size)
         w = self.weight
-        if _channels_last(w):
+        if is_channels_last(w):
             out = (x.flatten(1) @ w.permute(0, 2, 3, 1).reshape(w.shape[0], -1)).view(x.shape[0], kh, kw, -1)
             out = out.permute(0, 3, 1, 2)
         else:
@@ -66,7 +66,7 @@ class FullMapConv2d(nn.Conv2d):
         if ph or pw or h + ph < kh or w + pw < kw:  # the window as the kernel sees it: zeros around the input
             x = nn.functional.pad(x, (pw, kw - w - pw, ph, kh - h - ph))
         wt = self.weight
-        if _channels_last(wt):
+        if is_channels_last(wt):
             xf, wf = x.permute(0, 2, 3, 1).reshape(x.shape[0], -1), wt.permute(0, 2, 3, 1).reshape(wt.shape[0], -1)
         else:
             xf, wf = x.reshape(x.shape[0], -1), wt.reshape(wt.shape[0], -1)
