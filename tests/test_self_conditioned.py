@@ -105,15 +105,17 @@ def test_a_clustered_model_has_no_per_class_scores_and_takes_a_cluster(clustered
         assert z["labels"].tolist() == [2] * 4
 
 
-def test_a_clustered_run_resumes_bit_exactly(tmp_path, monkeypatch):
+@pytest.mark.parametrize("g_cond", ["concat", "cbn"])  # cbn: the demo's G, the cluster in every batch norm
+def test_a_clustered_run_resumes_bit_exactly(tmp_path, monkeypatch, g_cond):
     folder = _flat_folder(tmp_path / "flat")
-    cfg = _config(folder, steps=7)
+    cfg = _config(folder, steps=7, model_options={**SMALL, "clusters": 10, "g_cond": g_cond})
     ganforge.train(cfg, tmp_path / "full")
     train_interrupted(cfg, tmp_path / "cut", 4, monkeypatch)  # dies after the step-3 checkpoint
     assert ganforge.resume(tmp_path / "cut").step == 7
     a = load_file(str(resolve_checkpoint(tmp_path / "full") / "weights.safetensors"))
     b = load_file(str(resolve_checkpoint(tmp_path / "cut") / "weights.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(k.endswith(".gain") for k in a) == (g_cond == "cbn")  # the per-cluster scales are G's, and kept
 
 
 def test_resuming_on_changed_data_or_asking_too_much_is_one_sentence(clustered_run, tmp_path):
