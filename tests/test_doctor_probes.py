@@ -123,6 +123,25 @@ def test_weight_norm_leaves_out_weights_whose_scale_the_output_does_not_see():
     assert weight_norm(D) < 2 * first + rest
 
 
+def test_weight_norm_leaves_out_the_weights_before_a_conditional_batch_norm():
+    # the demo's G (cgan, g_cond=cbn): its batch norms are conditional ones, which normalise as batch norm does, so
+    # its latent layer and hidden transposed convolution are as scale-free as a plain DCGAN G's (their norms grow
+    # with the steps in a healthy run and must not read as a blow-up)
+    from ganforge.models.cgan import CGANConfig, build_cgan
+
+    G = build_cgan(CGANConfig(nz=16, ngf=8, ndf=8, num_classes=5, g_cond="cbn"))["G"].train()
+    z, y = torch.randn(4, 16), torch.tensor([0, 1, 2, 3])
+    before, out = weight_norm(G), G(z, y)
+    with torch.no_grad():
+        G.net.main[0].weight.mul_(10.0)
+        G.net.main[3].weight.mul_(10.0)
+    assert weight_norm(G) == pytest.approx(before, rel=1e-6)
+    assert torch.allclose(G(z, y), out, atol=1e-3)  # up to batch norm's eps
+    with torch.no_grad():
+        G.net.main[1].gain.mul_(10.0)  # a class's scale reaches the output, and the norm
+    assert weight_norm(G) > 5 * before
+
+
 def test_gradient_spikes_are_counted_before_the_first_nan_only():
     norms = [1.0, 1.2, 0.9, 1.1, 1.0, 30.0, 1.0, 50.0]
     rows = probes(range(10, 90, 10), lambda i: {"grad_norm": {"D": norms[i]}})

@@ -38,6 +38,7 @@ from torch import nn
 
 from ..errors import GanforgeError
 from ..families import family_of
+from ..models.cgan import ConditionalBatchNorm2d
 from .modes import count_modes, mode_set
 from .translation import translation_numbers
 
@@ -60,7 +61,9 @@ def network_norms(nets: dict[str, nn.Module]) -> tuple[dict[str, float], dict[st
     return grads, weights
 
 
-NORMALISATIONS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)  # _NormBase: batch and instance norm
+# _NormBase: batch and instance norm; the conditional batch norm (cgan's g_cond=cbn: the demo's and cgan-fmnist's G)
+# normalises its input as a batch norm does before its per-class scale and shift
+NORMALISATIONS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, ConditionalBatchNorm2d)
 
 
 def scale_free(net: nn.Module) -> set[int]:
