@@ -20,6 +20,12 @@ def is_channels_last(t: torch.Tensor) -> bool:
     return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
 
 
+def _rows(t: torch.Tensor, hwc: bool) -> torch.Tensor:
+    """A 4-d tensor as [t.shape[0], rest], the rest in (h, w, c) order when ``hwc`` (a channels_last tensor's
+    memory order: no copy) and in (c, h, w) order otherwise. Both operands of a product take the same order."""
+    return (t.permute(0, 2, 3, 1) if hwc else t).reshape(t.shape[0], -1)
+
+
 class LatentConvTranspose2d(nn.ConvTranspose2d):
     """A transposed convolution of a 1x1 input (the generator's latent vector to a base x base map; the U-Net's
     innermost 1x1 -> 2x2 up stage): one matrix product z [N, C_in] @ weight [C_in, C_out*k*k], then the output
@@ -34,12 +40,9 @@ class LatentConvTranspose2d(nn.ConvTranspose2d):
         if _exporting() or x.shape[-2:] != (1, 1) or output_size is not None or self.output_padding != (0, 0) \
                 or self.groups != 1 or self.dilation != (1, 1) or kh - 2 * ph < 1 or kw - 2 * pw < 1:
             return super().forward(x, output_size)
-        w = self.weight
-        if is_channels_last(w):
-            out = (x.flatten(1) @ w.permute(0, 2, 3, 1).reshape(w.shape[0], -1)).view(x.shape[0], kh, kw, -1)
-            out = out.permute(0, 3, 1, 2)
-        else:
-            out = (x.flatten(1) @ w.reshape(w.shape[0], -1)).view(x.shape[0], self.out_channels, kh, kw)
+        hwc = is_channels_last(self.weight)
+        out = x.flatten(1) @ _rows(self.weight, hwc)
+        out = out.view(x.shape[0], kh, kw, -1).permute(0, 3, 1, 2) if hwc else out.view(x.shape[0], -1, kh, kw)
         if ph or pw:
             out = out[:, :, ph:kh - ph, pw:kw - pw]
         return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
@@ -65,12 +68,8 @@ class FullMapConv2d(nn.Conv2d):
             return super().forward(x)  # more than one output position, or input outside the one window
         if ph or pw or h + ph < kh or w + pw < kw:  # the window as the kernel sees it: zeros around the input
             x = nn.functional.pad(x, (pw, kw - w - pw, ph, kh - h - ph))
-        wt = self.weight
-        if is_channels_last(wt):
-            xf, wf = x.permute(0, 2, 3, 1).reshape(x.shape[0], -1), wt.permute(0, 2, 3, 1).reshape(wt.shape[0], -1)
-        else:
-            xf, wf = x.reshape(x.shape[0], -1), wt.reshape(wt.shape[0], -1)
-        out = xf @ wf.t()
+        hwc = is_channels_last(self.weight)
+        out = _rows(x, hwc) @ _rows(self.weight, hwc).t()
         if self.bias is not None:
             out = out + self.bias
         return out.view(x.shape[0], -1, 1, 1)
