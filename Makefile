@@ -8,9 +8,15 @@ DEMO_OUT ?= runs/demo
 
 .PHONY: demo test env data browser lint bench clean
 
-$(VENV)/.installed: pyproject.toml
+# The package alone (what `make demo` needs), then the extras the tests use (export, studio, notebooks, dev):
+# the demo starts training about 20 s sooner on a fresh clone, and `make test` adds the extras to the same venv.
+$(VENV)/.core: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.core
 	$(PY) -m pip install --quiet -e '.[dev,export,notebooks,studio,studio-test]'
 	touch $@
 
@@ -36,7 +42,7 @@ browser:
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; \
 	fi
 
-demo: env data
+demo: $(VENV)/.core data
 	rm -rf $(DEMO_OUT)
 	$(VENV)/bin/ganforge train --config fmnist-demo --out $(DEMO_OUT)
 	@echo "Pictures: $(DEMO_OUT)/samples.png, $(DEMO_OUT)/progress.gif, $(DEMO_OUT)/losses.png"
