@@ -54,7 +54,7 @@ def test_flags_that_are_none_mean_not_given():
 def test_model_dot_overrides_go_to_model_options_and_merge():
     cfg = resolve_config("fmnist-demo", flags={"model_options": {"nz": 16}},
                          overrides=["model.ngf=48", "model.arch=examples"])
-    assert cfg.model_options == {"ngf": 48, "ndf": 32, "nz": 16, "arch": "examples",  # ndf ... from the preset
+    assert cfg.model_options == {"ngf": 48, "ndf": 48, "nz": 16, "arch": "examples",  # ndf ... from the preset
                                  "cond": "projection", "g_cond": "cbn", "clusters": 50}
     assert "model.ngf" not in cfg.to_dict()
     # the options are the model's constructor options
