@@ -118,7 +118,7 @@ def demo(dev: str, size: dict, quick: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for bf16 in (False, True):
             name = f"plain_{'bf16' if bf16 else 'fp32'}"
-            steps[name], built[name] = make_plain(28, 1, b, bf16, dev, width)
+            steps[name], built[name] = make_plain(28, 1, b, bf16, dev, width, opts.get("ndf", width))
         for name, (precision, extra) in DEMO_VARIANTS.items():
             if precision == "fp16" and not cuda:
                 skipped[name] = NEEDS_CUDA

@@ -97,9 +97,10 @@ def weights_init(m: nn.Module) -> None:
 
 
 def make_plain(size: int, channels: int, batch_size: int, bf16: bool, device: str = "cpu",
-               width: int = 64) -> tuple[Callable[[], None], dict]:
-    """One step of the plain loop as a function, and its networks (ngf = ndf = ``width``) on ``device``."""
-    G, D = plain_generator(size, channels, width), plain_discriminator(size, channels, width)
+               width: int = 64, d_width: int | None = None) -> tuple[Callable[[], None], dict]:
+    """One step of the plain loop as a function, and its networks (ngf = ``width``, ndf = ``d_width``, by default
+    ``width`` too) on ``device``."""
+    G, D = plain_generator(size, channels, width), plain_discriminator(size, channels, d_width or width)
     G.apply(weights_init)
     D.apply(weights_init)
     G.to(device)
