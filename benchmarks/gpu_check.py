@@ -113,12 +113,12 @@ def demo(dev: str, size: dict, quick: bool) -> dict:
     opts = {k: v for k, v in preset.get("model_options", {}).items() if k in ("nz", "ngf", "ndf")}
     settings = {k: v for k, v in preset.items() if k not in ("model", "model_options", "data", "batch_size", "steps",
                                                              "precision")}
-    width, b, cuda = opts.get("ngf", 64), size["demo_batch"], dev == "cuda"
+    (width, d_width), b, cuda = (opts.get(k, 64) for k in ("ngf", "ndf")), size["demo_batch"], dev == "cuda"
     steps, skipped, built = {}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for bf16 in (False, True):
             name = f"plain_{'bf16' if bf16 else 'fp32'}"
-            steps[name], built[name] = make_plain(28, 1, b, bf16, dev, width, opts.get("ndf", width))
+            steps[name], built[name] = make_plain(28, 1, b, bf16, dev, width, d_width)
         for name, (precision, extra) in DEMO_VARIANTS.items():
             if precision == "fp16" and not cuda:
                 skipped[name] = NEEDS_CUDA
