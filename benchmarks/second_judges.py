@@ -1,0 +1,118 @@
+"""Trained runs scored by more than one judge: the fmnist classifier's features and two feature spaces that share
+nothing with it.
+
+    .venv/bin/python benchmarks/second_judges.py runs/a runs/b            # each run's EMA generator, 10,000 samples
+
+Issue 24 rules out changes that raise the fmnist extractor's numbers without the pictures getting better: other
+judges score the same samples. Two that need no downloaded weights stand in for them here:
+
+    pixels   the images themselves, average-pooled to 14x14 (196 numbers in [-1, 1]): what a pixel-space judge sees
+    random   a convolutional network with seeded random weights (He-normal, no training): 3x3 to 32 maps, 4x4 stride
+             2 to 64, 4x4 stride 2 to 128 (7x7), each followed by LeakyReLU(0.2), average-pooled to 2x2 (512
+             numbers); random features keep local structure (edges, texture) without any notion of a class
+
+For each judge and run: FID, precision / recall (k=3) and density / coverage (k=5) of ``--n`` samples (seed
+``--sample-seed``) against ``--n`` Fashion-MNIST training images (subset seed ``--real-seed``, the same for every
+run). The FIDs of different judges are on different scales: compare runs within a judge, not judges.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import ganforge
+from ganforge.metrics.evaluation import (
+    batches_from_array,
+    compute_metrics,
+    dataset_features,
+    extract,
+    get_extractor,
+)
+from ganforge.metrics.features import FeatureExtractor
+
+METRICS = ("fid", "pr", "dc")
+
+
+def _unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, 1, H, W] -> float in [-1, 1]."""
+    return images.float() / 127.5 - 1.0
+
+
+class PixelJudge(FeatureExtractor):
+    """The images average-pooled by 2 (28x28 -> 14x14), flattened."""
+
+    name = "pixels"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(1), requires_grad=False)  # extract() reads the device from it
+
+    def protocol(self) -> dict:
+        return {"extractor": "pixels", "pool": 2}
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"features": F.avg_pool2d(_unit(images).to(self.anchor.device), 2).flatten(1)}
+
+
+class RandomConvJudge(FeatureExtractor):
+    """Three convolutions with seeded He-normal weights and zero biases, never trained, pooled to 2x2."""
+
+    name = "random"
+
+    def __init__(self, seed: int = 1234) -> None:
+        super().__init__()
+        self.seed = seed
+        gen = torch.Generator().manual_seed(seed)
+        layers: list[nn.Module] = []
+        for c_in, c_out, k, stride, pad in ((1, 32, 3, 1, 1), (32, 64, 4, 2, 1), (64, 128, 4, 2, 1)):
+            conv = nn.Conv2d(c_in, c_out, k, stride, pad)
+            with torch.no_grad():
+                conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * (2.0 / (c_in * k * k)) ** 0.5)
+                conv.bias.zero_()
+            layers += [conv, nn.LeakyReLU(0.2)]
+        self.net = nn.Sequential(*layers).requires_grad_(False)
+
+    def protocol(self) -> dict:
+        return {"extractor": "random", "seed": self.seed}
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.net(_unit(images).to(self.net[0].weight.device))
+        return {"features": F.adaptive_avg_pool2d(h, 2).flatten(1)}
+
+
+def judges() -> dict[str, FeatureExtractor]:
+    return {"fmnist": get_extractor("fmnist"), "pixels": PixelJudge().eval(), "random": RandomConvJudge().eval()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", help="run folders (their EMA generator when they have one)")
+    p.add_argument("--n", type=int, default=10000, help="samples per run and real images")
+    p.add_argument("--sample-seed", type=int, default=5)
+    p.add_argument("--real-seed", type=int, default=11)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    samples = {}
+    for run in args.runs:
+        images = ganforge.load(run).sample(args.n, seed=args.sample_seed)  # uint8 [N, H, W, C]
+        samples[run] = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    print(f"{args.n} samples (seed {args.sample_seed}) against {args.n} Fashion-MNIST training images "
+          f"(subset seed {args.real_seed}); load average {os.getloadavg()[0]:.2f}")
+    print(f"{'judge':8s} {'run':40s} {'FID':>8s} {'prec':>6s} {'recall':>6s} {'dens':>6s} {'cover':>6s}")
+    for name, judge in judges().items():
+        real, _ = dataset_features("fashion-mnist", "train", args.n, judge, seed=args.real_seed, cache=False)
+        for run, x in samples.items():
+            m = compute_metrics(extract(batches_from_array(x, 500), judge), real, METRICS)
+            print(f"{name:8s} {run[-40:]:40s} {m['fid']:8.3f} {m['precision']:6.3f} {m['recall']:6.3f} "
+                  f"{m['density']:6.3f} {m['coverage']:6.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
