@@ -7,9 +7,10 @@ Issue 24 rules out changes that raise the fmnist extractor's numbers without the
 judges score the same samples. Two that need no downloaded weights stand in for them here:
 
     pixels   the images themselves, average-pooled to 14x14 (196 numbers in [-1, 1]): what a pixel-space judge sees
-    random   a convolutional network with seeded random weights (He-normal, no training): 3x3 to 32 maps, 4x4 stride
-             2 to 64, 4x4 stride 2 to 128 (7x7), each followed by LeakyReLU(0.2), average-pooled to 2x2 (512
-             numbers); random features keep local structure (edges, texture) without any notion of a class
+    random   ganforge's offline random feature network (``style.features.RandomMultiScale``, the one style transfer
+             and the super-resolution measures use: 32 random filters at each of 3, 5, 7, 11 pixels, ReLU, seed
+             1234, never trained), each map average-pooled to 2x2 (512 numbers): edges and texture where they lie,
+             without any notion of a class
 
 For each judge and run: FID, precision / recall (k=3) and density / coverage (k=5) of ``--n`` samples (seed
 ``--sample-seed``) against ``--n`` Fashion-MNIST training images (subset seed ``--real-seed``, the same for every
@@ -34,6 +35,7 @@ from ganforge.metrics.evaluation import (
     get_extractor,
 )
 from ganforge.metrics.features import FeatureExtractor
+from ganforge.style.features import RANDOM_FILTERS, RANDOM_SIZES, RandomMultiScale
 
 METRICS = ("fid", "pr", "dc")
 
@@ -59,35 +61,28 @@ class PixelJudge(FeatureExtractor):
         return {"features": F.avg_pool2d(_unit(images).to(self.anchor.device), 2).flatten(1)}
 
 
-class RandomConvJudge(FeatureExtractor):
-    """Three convolutions with seeded He-normal weights and zero biases, never trained, pooled to 2x2."""
+class RandomJudge(FeatureExtractor):
+    """The random multi-scale filters of :class:`RandomMultiScale` on the gray image (as 3 equal channels),
+    each map average-pooled to 2x2."""
 
     name = "random"
 
     def __init__(self, seed: int = 1234) -> None:
         super().__init__()
-        self.seed = seed
-        gen = torch.Generator().manual_seed(seed)
-        layers: list[nn.Module] = []
-        for c_in, c_out, k, stride, pad in ((1, 32, 3, 1, 1), (32, 64, 4, 2, 1), (64, 128, 4, 2, 1)):
-            conv = nn.Conv2d(c_in, c_out, k, stride, pad)
-            with torch.no_grad():
-                conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * (2.0 / (c_in * k * k)) ** 0.5)
-                conv.bias.zero_()
-            layers += [conv, nn.LeakyReLU(0.2)]
-        self.net = nn.Sequential(*layers).requires_grad_(False)
+        self.net = RandomMultiScale(RANDOM_SIZES, RANDOM_FILTERS, seed)
 
     def protocol(self) -> dict:
-        return {"extractor": "random", "seed": self.seed}
+        return {"extractor": "random", "seed": self.net.seed, "sizes": self.net.sizes, "filters": self.net.filters}
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        h = self.net(_unit(images).to(self.net[0].weight.device))
-        return {"features": F.adaptive_avg_pool2d(h, 2).flatten(1)}
+        x = images.float().div(255).expand(-1, 3, -1, -1).to(self.net.convs[0].weight.device)
+        maps = self.net(x, self.net.layer_names)
+        return {"features": torch.cat([F.adaptive_avg_pool2d(m, 2).flatten(1) for m in maps.values()], 1)}
 
 
 def judges() -> dict[str, FeatureExtractor]:
-    return {"fmnist": get_extractor("fmnist"), "pixels": PixelJudge().eval(), "random": RandomConvJudge().eval()}
+    return {"fmnist": get_extractor("fmnist"), "pixels": PixelJudge().eval(), "random": RandomJudge().eval()}
 
 
 def main(argv: list[str] | None = None) -> None:
