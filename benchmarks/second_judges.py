@@ -24,7 +24,6 @@ import os
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 import ganforge
 from ganforge.metrics.evaluation import (
@@ -50,15 +49,11 @@ class PixelJudge(FeatureExtractor):
 
     name = "pixels"
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.anchor = nn.Parameter(torch.zeros(1), requires_grad=False)  # extract() reads the device from it
-
     def protocol(self) -> dict:
         return {"extractor": "pixels", "pool": 2}
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"features": F.avg_pool2d(_unit(images).to(self.anchor.device), 2).flatten(1)}
+        return {"features": F.avg_pool2d(_unit(images), 2).flatten(1)}
 
 
 class RandomJudge(FeatureExtractor):

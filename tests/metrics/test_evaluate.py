@@ -152,3 +152,26 @@ def test_class_coverage_counts_and_entropy():
     assert c["class_counts"] == {"a": 2, "b": 2, "c": 2, "d": 2}
     assert c["class_entropy"] == pytest.approx(np.log(4))
     assert c["mean_confidence"] == pytest.approx(np.exp(10) / (np.exp(10) + 3))
+
+
+class WeightlessFeatures(FeatureExtractor):
+    """A fixed function (pooled pixels): no parameters or buffers for extract() to find a device from."""
+
+    name = "test-weightless"
+    feature_dim = 16
+
+    def protocol(self):
+        return {"extractor": self.name}
+
+    def forward(self, images):
+        return {"features": torch.nn.functional.adaptive_avg_pool2d(images.float() / 255, 4).flatten(1)}
+
+
+def test_an_extractor_without_weights_runs_on_the_cpu():
+    from ganforge.metrics.evaluation import extract
+
+    images = torch.randint(0, 256, (10, 1, 28, 28), dtype=torch.uint8)
+    got = extract([images[:6], images[6:]], WeightlessFeatures())
+    assert got.features.shape == (10, 16) and got.logits is None
+    want = torch.nn.functional.adaptive_avg_pool2d(images.float() / 255, 4).flatten(1).double().numpy()
+    np.testing.assert_allclose(got.features, want, rtol=1e-6)

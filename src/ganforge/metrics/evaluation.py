@@ -7,6 +7,7 @@ Generated images are never held all at once: each batch is turned into features 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import time
@@ -57,7 +58,7 @@ def extract(batches: Batches, extractor: FeatureExtractor, limit: int | None = N
             progress: str | None = None, total: int | None = None) -> Features:
     """Features of every image in ``batches`` (uint8 [B, C, H, W] each), up to ``limit`` images;
     ``progress``: a progress bar (on stderr) with this description, over ``total`` (or ``limit``) images."""
-    device = next(extractor.parameters()).device
+    device = _device_of(extractor)
     feats, logits = [], []
     bar = None
     if progress:
@@ -72,6 +73,12 @@ def extract(batches: Batches, extractor: FeatureExtractor, limit: int | None = N
     if not feats:
         raise GanforgeError("No images to evaluate.")
     return Features(np.concatenate(feats), np.concatenate(logits) if logits else None)
+
+
+def _device_of(extractor: FeatureExtractor) -> torch.device:
+    """Where the extractor's weights (or buffers) are; the CPU for one without either (a fixed function)."""
+    tensor = next(itertools.chain(extractor.parameters(), extractor.buffers()), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
 
 
 def _extract_into(batches: Batches, extractor: FeatureExtractor, limit: int | None, device, feats: list,
