@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     length = t.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="generator steps to train for")
     length.add_argument("--epochs", type=float, help="passes over the data to train for")
+    t.add_argument("--max-minutes", type=float, metavar="M",
+                   help="a time budget besides: end the run (with a checkpoint) at the first step after M minutes of "
+                        "training; --resume continues it with the budget again")
     t.add_argument("--batch-size", type=int,
                    help="images per batch per process (default 64, or the dataset size when smaller)")
     t.add_argument("--precision", choices=PRECISIONS)
@@ -153,7 +156,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
             raise GanforgeError("--resume continues a run with its saved model, data and preset; leave out the "
                                 "model, --data, --data-root and --config (settings that may change can be given).")
-        changes = {"steps": args.steps, "epochs": args.epochs, "batch_size": args.batch_size,
+        changes = {"steps": args.steps, "epochs": args.epochs, "max_minutes": args.max_minutes,
+                   "batch_size": args.batch_size,
                    "precision": args.precision, "device": args.device, "seed": args.seed,
                    "progress": False if args.no_progress else None, "threads": parse_threads(args.threads)}
         _, changed, restart = plan_resume(args.resume, changes, args.overrides)
@@ -166,9 +170,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = resume(args.resume, changes, overrides=args.overrides)
     else:
         flags = {"model": args.model, "data": args.data, "data_root": args.data_root, "steps": args.steps,
-                 "epochs": args.epochs, "batch_size": args.batch_size, "precision": args.precision,
-                 "device": args.device, "seed": args.seed, "progress": False if args.no_progress else None,
-                 "threads": parse_threads(args.threads)}
+                 "epochs": args.epochs, "max_minutes": args.max_minutes, "batch_size": args.batch_size,
+                 "precision": args.precision, "device": args.device, "seed": args.seed,
+                 "progress": False if args.no_progress else None, "threads": parse_threads(args.threads)}
         cfg = resolve_config(args.config, flags, args.overrides)
         configure = family_of(cfg.model).configure
         if configure is not None and not args.config:  # the family's own defaults (toy: those of `ganforge toy`)
@@ -180,7 +184,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"ganforge: interrupted at step {result.step}; checkpoint saved in {result.checkpoint}; "
                   f"continue with: ganforge train --resume {result.run_dir}", file=sys.stderr)
         return 128 + getattr(signal, result.stopped_by)  # 130 for SIGINT, 143 for SIGTERM
-    if _rank() == 0:  # under torchrun one line, not one per process
+    if _rank() == 0 and result.stopped_by == "time":
+        print(f"Trained to step {result.step}, where the time budget (max_minutes) ran out; pictures and checkpoints "
+              f"are in {result.run_dir}/; continue with: ganforge train --resume {result.run_dir}")
+    elif _rank() == 0:  # under torchrun one line, not one per process
         print(f"Trained to step {result.step}; pictures and checkpoints are in {result.run_dir}/")
     return 0
 

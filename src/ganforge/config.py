@@ -151,6 +151,10 @@ class TrainConfig:
     # how long
     steps: int | None = None  # generator steps; one step = every phase of the task once (d_steps D updates + G)
     epochs: float | None = None  # alternatively, passes over the data (by D's real batches)
+    # a time budget besides: the run ends at the first step at which this many minutes of training (the loop, its
+    # pictures and evaluations included) have passed in this process, with a checkpoint, as a stop request ends it
+    # (stopped_by "time"); a resumed run has the budget again. Where the step ends depends on the machine's speed.
+    max_minutes: float | None = None
     batch_size: int | None = None  # images per batch per process; None: DEFAULT_BATCH, or the dataset when smaller
     # optimisers: the defaults of every phase (a task may choose another optimiser for a phase)
     optimizer: str = "adam"  # adam | adamw | sgd | rmsprop | lbfgs
@@ -215,7 +219,7 @@ class TrainConfig:
                 raise GanforgeError(f"{name} must be {sign}{finite}, got {v!r}.")
 
         for name in ("batch_size", "lr_g", "lr_d", "n_samples", "log_every", "keep_ckpts", "eval_n", "steps",
-                     "epochs", "lbfgs_max_iter", "threads"):
+                     "epochs", "lbfgs_max_iter", "threads", "max_minutes"):
             positive(name)
         for name in ("sample_every", "ckpt_every", "ema_start", "ema_bn_batches", "eval_every", "weight_decay",
                      "momentum", "health_every"):

@@ -60,7 +60,7 @@ def compare_toy(cfg: TrainConfig, variants: str | list[str], out: str | Path) ->
         v = dataclasses.replace(cfg, task_options=options)
         v.validate()
         runs[label] = train_toy(v, out / label)
-        if runs[label].get("stopped_by"):  # Ctrl-C: the run stopped cleanly; do not start the next one
+        if runs[label].get("stopped_by") not in (None, "time"):  # Ctrl-C: stopped cleanly; start no other run
             return runs
     compare_runs([out / label for label, _, _ in parsed], [label for label, _, _ in parsed], out)
     return runs

@@ -53,8 +53,9 @@ def _says_threads(cfg: TrainConfig) -> bool:
     return os.environ.get("RANK", "0") == "0" and resolve_device(cfg.device).type == "cpu"
 
 
-RESUME_CHANGES = ("steps", "epochs", "progress", "log_every", "sample_every", "ckpt_every", "keep_ckpts", "device",
-                  "precision", "eval_every", "eval_n", "threads", "health_every")  # what a continued run may change
+RESUME_CHANGES = ("steps", "epochs", "max_minutes", "progress", "log_every", "sample_every", "ckpt_every",
+                  "keep_ckpts", "device", "precision", "eval_every", "eval_n", "threads",
+                  "health_every")  # what a continued run may change
 
 
 def plan_resume(run_dir: str | Path, changes: dict[str, Any] | None = None,

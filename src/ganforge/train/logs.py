@@ -115,12 +115,14 @@ def _write_above_bar(text: str) -> None:
 
 class DurationNotice:
     """One line on stderr, early in a run, when its steps at the speed measured so far will take more than
-    LONG_RUN_SECONDS: how long, and how to stop or shorten it (the progress bar's ETA keeps counting)."""
+    LONG_RUN_SECONDS: how long, and how to stop or shorten it (the progress bar's ETA keeps counting).
+    ``budget_s``: the run's time budget (max_minutes) in seconds; a run whose budget is shorter than
+    LONG_RUN_SECONDS says nothing, and one whose steps outlast a longer budget says when the budget ends it."""
 
-    def __init__(self, total: int, initial: int, device: str, write=None) -> None:
-        self.total, self.device = total, device
+    def __init__(self, total: int, initial: int, device: str, write=None, budget_s: float | None = None) -> None:
+        self.total, self.device, self.budget_s = total, device, budget_s
         self.start: tuple[int, float] | None = None  # (step, time) after the first step (warm-up excluded)
-        self.done = initial >= total
+        self.done = initial >= total or (budget_s is not None and budget_s <= LONG_RUN_SECONDS)
         self.write = write or _write_above_bar
 
     def on_step(self, step: int) -> None:
@@ -136,8 +138,10 @@ class DurationNotice:
         self.done = True
         left = (self.total - step) * elapsed / max(steps, 1)
         if left > LONG_RUN_SECONDS:
+            budget = (f" (max_minutes ends the run after {duration_text(self.budget_s)})"
+                      if self.budget_s is not None and self.budget_s < left else "")
             self.write(f"ganforge: at {steps / elapsed:.3g} steps/s on {self.device}, the {self.total - step:,} "
-                       f"steps left take about {duration_text(left)}; Ctrl-C stops with a checkpoint "
+                       f"steps left take about {duration_text(left)}{budget}; Ctrl-C stops with a checkpoint "
                        "(continue with --resume), or give --steps N for a shorter run.")
 
     def close(self) -> None:

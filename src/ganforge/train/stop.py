@@ -2,7 +2,8 @@
 
 ``trainer.request_stop()`` may be called from any thread (a studio's button, a subscriber of the
 training events): the run ends after the step in progress, with a checkpoint of that step and the final
-pictures, and ``trainer.stopped_by`` says why ("request", "SIGINT" or "SIGTERM"). While ``fit`` runs in
+pictures, and ``trainer.stopped_by`` says why ("request", "SIGINT" or "SIGTERM"; "time" when the trainer
+itself asked because the run's ``max_minutes`` had passed). While ``fit`` runs in
 the main thread, SIGINT and SIGTERM make the same request; the handlers in place before are restored
 when ``fit`` returns. A second signal more than a second after the first raises KeyboardInterrupt at
 once (the last complete checkpoint is kept; checkpoints are written atomically). Signals closer together
@@ -29,7 +30,9 @@ import torch.distributed as dist
 
 from .distributed import DistInfo
 
-REASONS = ("request", "SIGINT", "SIGTERM")  # stop codes 1, 2, 3; under DDP the largest code of any rank wins
+# stop codes 1 to 4; under DDP the largest code of any rank wins. "time": the run's max_minutes have passed (the
+# trainer asks, each rank by its own clock; the first rank over the budget stops them all at the same step)
+REASONS = ("time", "request", "SIGINT", "SIGTERM")
 REPEAT_SECONDS = 1.0  # a second signal later than this after the first quits at once
 NOTICE = b"ganforge: stopping after this step with a checkpoint (press Ctrl-C again to quit at once)\n"
 

@@ -12,6 +12,7 @@ and given back on resume, and ``Task.on_end`` runs once the run is finished. Bui
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -74,7 +75,7 @@ class Trainer:
         self.evaluator = evaluator
         self.best: dict[str, Any] = {}  # {"name", "value", "step"} of the best evaluation so far
         self.events = Events()
-        self.stopped_by: str | None = None  # why fit() ended before total_steps: request | SIGINT | SIGTERM
+        self.stopped_by: str | None = None  # why fit() ended before total_steps: time | request | SIGINT | SIGTERM
         self.last_checkpoint: Path | None = resume.path if resume is not None else None  # the newest step checkpoint
         self._rows: list[dict[str, Any]] = []  # rows given to log() while an on_log emit is in progress
         # more fields of each log row of the loop: (step) -> dict, merged into the row (the doctor's probe)
@@ -414,7 +415,8 @@ class Trainer:
         at = self.step if resumed else None
         yield MetricsFile(self.metrics_path, at)
         yield TensorBoard(self.run_dir / "tb", at)
-        yield DurationNotice(self.total_steps, self.step, str(self.device))
+        yield DurationNotice(self.total_steps, self.step, str(self.device),
+                             budget_s=self.cfg.max_minutes * 60 if self.cfg.max_minutes else None)
         if self.cfg.progress:
             yield ProgressBar(self.total_steps, self.step)
 
@@ -446,9 +448,12 @@ class Trainer:
         acc: dict[str, torch.Tensor] = {}
         n_acc = 0
         t0, steps0 = time.perf_counter(), self.step
+        deadline = t0 + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
         stop = self.stop.agreed()
         while self.step < self.total_steps and stop is None:
             logs = self.train_step()
+            if time.perf_counter() >= deadline:
+                self.stop.request("time")
             for k, v in logs.items():
                 acc[k] = acc[k] + v.float() if k in acc else v.float().clone()
             n_acc += 1
