@@ -111,3 +111,13 @@ def _write(tmp_path, cfg) -> object:
     values["data"] = {k: v for k, v in values["data"].items() if v is not None}
     path.write_text(yaml.safe_dump(values))
     return path
+
+
+def test_the_progress_bar_shows_the_budget(capsys):
+    bar = logs.ProgressBar(total=100, initial=0, max_minutes=7.5)
+    bar.on_log({"step": 2, "loss_D": 1.25})
+    assert bar.bar.postfix == "max_minutes=7.5, loss_D=1.25"
+    bar.close()
+    plain = logs.ProgressBar(total=100, initial=0)
+    assert not plain.bar.postfix
+    plain.close()

@@ -62,9 +62,10 @@ class TensorBoard:
 
 class ProgressBar:
     """A tqdm bar over the steps, showing the latest value of each logged number (losses, evaluations) and,
-    while the latest ``health`` row lists a warning or an error, their kinds (``doctor=d_wins``)."""
+    while the latest ``health`` row lists a warning or an error, their kinds (``doctor=d_wins``); with a time
+    budget, its minutes (``max_minutes=7.5``: the bar may end before its last step)."""
 
-    def __init__(self, total: int, initial: int) -> None:
+    def __init__(self, total: int, initial: int, max_minutes: float | None = None) -> None:
         import warnings
 
         from tqdm import TqdmWarning
@@ -74,7 +75,9 @@ class ProgressBar:
             from tqdm.auto import tqdm  # the widget bar in Jupyter, the text bar in a terminal
 
         self.bar = tqdm(total=total, initial=initial, dynamic_ncols=True, unit="step", mininterval=1.0)
-        self.shown: dict[str, str] = {}
+        self.shown: dict[str, str] = {"max_minutes": f"{max_minutes:g}"} if max_minutes else {}
+        if self.shown:
+            self.bar.set_postfix(self.shown, refresh=False)
 
     def on_step(self, step: int) -> None:
         self.bar.update(step - self.bar.n)

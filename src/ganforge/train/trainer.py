@@ -418,7 +418,7 @@ class Trainer:
         yield DurationNotice(self.total_steps, self.step, str(self.device),
                              budget_s=self.cfg.max_minutes * 60 if self.cfg.max_minutes else None)
         if self.cfg.progress:
-            yield ProgressBar(self.total_steps, self.step)
+            yield ProgressBar(self.total_steps, self.step, self.cfg.max_minutes)
 
     def fit(self, resumed: bool = False) -> dict[str, nn.Module]:
         """Train until ``total_steps`` or a stop request; returns the raw networks (and writes everything to
