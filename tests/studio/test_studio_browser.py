@@ -179,6 +179,26 @@ def test_translate_page_shows_input_and_output(page, server, screens, tmp_path):
     page.screenshot(path=str(screens / "translate.png"), full_page=True)
 
 
+def test_the_start_form_sends_the_time_budget_with_the_other_settings(page, server):
+    import json
+
+    sent = []
+
+    def answer(route):
+        sent.append(json.loads(route.request.post_data))
+        route.fulfill(status=400, content_type="application/json", body=json.dumps({"error": "Not started (a test)."}))
+
+    open_page(page, server, "monitor")
+    page.route("**/api/train", answer)
+    page.fill("#mon-start input[name=name]", "budgeted")
+    page.fill("#mon-start input[name=steps]", "26600")
+    page.fill("#mon-start input[name=max_minutes]", "2.5")
+    page.click("#mon-start button[type=submit]")
+    expect(page.locator("#error")).to_contain_text("Not started (a test).")
+    assert len(sent) == 1 and sent[0]["name"] == "budgeted"
+    assert sent[0]["settings"] == {"steps": "26600", "max_minutes": "2.5"}
+
+
 def test_monitor_page_lists_runs_and_draws_curves(page, server, screens):
     open_page(page, server, "monitor")
     rows = page.locator("#mon-runs tbody tr")

@@ -255,7 +255,8 @@ def cli_error(capsys, tmp_path, *overrides: str) -> str:
 @pytest.mark.parametrize("settings, override", [
     ({"lr_g": -1}, "lr_g=-1"), ({"steps": "abc"}, "steps=abc"), ({"lr_d": "fast"}, "lr_d=fast"),
     ({"batch_size": 0}, "batch_size=0"), ({"ema_decay": 1.5}, "ema_decay=1.5"), ({"precision": "fp8"}, "precision=fp8"),
-    ({"steps": 10, "epochs": 2}, "epochs=2"),
+    ({"steps": 10, "epochs": 2}, "epochs=2"), ({"max_minutes": 0}, "max_minutes=0"),
+    ({"max_minutes": "soon"}, "max_minutes=soon"),
 ])
 def test_a_bad_setting_gets_the_command_lines_sentence(tmp_path, capsys, settings, override):
     extra = ["steps=10"] if "epochs" in settings else []

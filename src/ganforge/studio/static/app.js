@@ -551,7 +551,7 @@ function wire() {
   $("#mon-start").addEventListener("submit", guard(async (e) => {
     e.preventDefault();
     const v = formValues(e.target);
-    const settings = Object.fromEntries(["steps", "batch_size", "lr_g", "lr_d"].filter((k) => v[k]).map((k) => [k, v[k]]));
+    const settings = Object.fromEntries(["steps", "max_minutes", "batch_size", "lr_g", "lr_d"].filter((k) => v[k]).map((k) => [k, v[k]]));
     const r = await postJSON("/api/train", { preset: v.preset, name: v.name, settings });
     monitor.open(r.id);
   }));
