@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument("--steps", type=int, help="generator steps to train for")
     length.add_argument("--epochs", type=float, help="passes over the data to train for")
     t.add_argument("--max-minutes", type=float, metavar="M",
-                   help="a time budget besides: end the run (with a checkpoint) at the first step after M minutes of "
-                        "training; --resume continues it with the budget again")
+                   help="a time budget beside the steps: end the run (with a checkpoint) at the first step after M "
+                        "minutes of training; --resume continues it with the budget again")
     t.add_argument("--batch-size", type=int,
                    help="images per batch per process (default 64, or the dataset size when smaller)")
     t.add_argument("--precision", choices=PRECISIONS)

@@ -151,10 +151,10 @@ class TrainConfig:
     # how long
     steps: int | None = None  # generator steps; one step = every phase of the task once (d_steps D updates + G)
     epochs: float | None = None  # alternatively, passes over the data (by D's real batches)
-    # a time budget besides: the run ends at the first step at which this many minutes of training (the loop, its
-    # pictures and evaluations included) have passed in this process, with a checkpoint, as a stop request ends it
-    # (stopped_by "time"); a resumed run has the budget again. Where the step ends depends on the machine's speed;
-    # a learning-rate schedule follows the steps, so a run the budget ends early has not finished its decay.
+    # a time budget beside the steps: the run ends at the first step at which this many minutes of training (the
+    # loop, its pictures and evaluations included) have passed in this process, with a checkpoint, as a stop request
+    # ends it (stopped_by "time"); a resumed run has the budget again. Where the run ends depends on the machine's
+    # speed; a learning-rate schedule follows the steps, so a run the budget ends early has not finished its decay.
     max_minutes: float | None = None
     batch_size: int | None = None  # images per batch per process; None: DEFAULT_BATCH, or the dataset when smaller
     # optimisers: the defaults of every phase (a task may choose another optimiser for a phase)
