@@ -75,6 +75,35 @@ def tiny_config(data_root: Path, **overrides):
     return resolve_config(flags=values)
 
 
+class StepClock:
+    """The trainer's clock for a time budget (max_minutes): ``per_step`` seconds more after every training step,
+    whatever the machine does."""
+
+    def __init__(self, per_step: float) -> None:
+        self.now, self.per_step = 0.0, per_step
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def use_step_clock(per_step: float, set_attribute=setattr) -> StepClock:
+    """Put a :class:`StepClock` in place of the trainer's clock (``set_attribute``: a test's monkeypatch.setattr,
+    so it is put back; plain setattr in a process of its own)."""
+    from ganforge.train import trainer as trainer_module
+
+    clock = StepClock(per_step)
+    step = trainer_module.Trainer.train_step
+
+    def timed_step(self):
+        out = step(self)
+        clock.now += clock.per_step
+        return out
+
+    set_attribute(trainer_module, "time", clock)
+    set_attribute(trainer_module.Trainer, "train_step", timed_step)
+    return clock
+
+
 class Interrupted(Exception):
     """Raised by :func:`train_interrupted` in place of the training step it stops at."""
 

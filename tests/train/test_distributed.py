@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
 import ganforge
-from conftest import tiny_config
+from conftest import tiny_config, use_step_clock
 from ganforge.checkpoint import list_checkpoints
 from ganforge.train.run import build_run
 
@@ -70,22 +70,11 @@ def test_lbfgs_takes_the_same_steps_on_every_rank(idx_root, tmp_path):
 def _stop_worker(rank: int, world: int, port: int, cfg, run_dir: str, out_dir: str, how: str = "request") -> None:
     """Trains ``cfg`` on one rank and records where it ended; ``how`` ends it: "request" (rank 0 asks after
     step 2) or "budget" (only rank 1's clock moves, a minute per step, toward cfg.max_minutes)."""
-    from ganforge.train import trainer as trainer_module
-
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank), GANFORGE_OFFLINE="1")
     torch.set_num_threads(1)
     if how == "budget":
-        clock = _RankClock(60.0 if rank == 1 else 0.0)  # only rank 1's minutes pass: a slower machine
-        step = trainer_module.Trainer.train_step
-
-        def timed_step(self):
-            out = step(self)
-            clock.now += clock.per_step
-            return out
-
-        trainer_module.time = clock
-        trainer_module.Trainer.train_step = timed_step
+        use_step_clock(60.0 if rank == 1 else 0.0)  # only rank 1's minutes pass: a slower machine
     run = build_run(cfg, run_dir)
     if how == "request" and rank == 0:  # only rank 0 asks; on_step is emitted on rank 0 only
         run.trainer.events.subscribe("on_step", lambda step: run.trainer.request_stop() if step == 2 else None)
@@ -94,27 +83,6 @@ def _stop_worker(rank: int, world: int, port: int, cfg, run_dir: str, out_dir: s
     finally:
         run.close()
     torch.save({"step": result.step, "stopped_by": result.stopped_by}, os.path.join(out_dir, f"stop{rank}.pt"))
-
-
-class _RankClock:
-    """The trainer's clock on one rank: ``per_step`` seconds more after each of its training steps."""
-
-    def __init__(self, per_step: float) -> None:
-        self.now, self.per_step = 0.0, per_step
-
-    def perf_counter(self) -> float:
-        return self.now
-
-
-def test_a_stop_request_on_one_rank_stops_every_rank_at_the_same_step(idx_root, tmp_path):
-    cfg = tiny_config(idx_root, steps=50, ckpt_every=0, sample_every=0)
-    run = tmp_path / "run"
-    mp.start_processes(_stop_worker, args=(2, _free_port(), cfg, str(run), str(tmp_path)), nprocs=2,
-                       join=True, start_method="spawn")
-    ends = [torch.load(tmp_path / f"stop{r}.pt", weights_only=True) for r in (0, 1)]
-    # asked after step 2; the ranks agree on it one step later
-    assert ends == [{"step": 3, "stopped_by": "request"}] * 2
-    assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["step_00000003"]
 
 
 def test_the_time_budget_of_one_rank_stops_every_rank_at_the_same_step(idx_root, tmp_path):

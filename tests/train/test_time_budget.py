@@ -11,38 +11,24 @@ import torch
 from safetensors.torch import load_file
 
 import ganforge
-from conftest import tiny_config
+from conftest import tiny_config, use_step_clock
 from ganforge.checkpoint import list_checkpoints, resolve_checkpoint
 from ganforge.cli import main as cli_main
 from ganforge.errors import GanforgeError
 from ganforge.train import logs
-from ganforge.train import trainer as trainer_module
-
-
-class StepClock:
-    """A clock for the trainer that moves ``per_step`` seconds at every training step, whatever the machine does."""
-
-    def __init__(self, per_step: float) -> None:
-        self.now, self.per_step = 1000.0, per_step
-
-    def perf_counter(self) -> float:
-        return self.now
 
 
 @pytest.fixture
 def step_clock(monkeypatch):
     """Each training step takes a minute by the trainer's clock."""
-    clock = StepClock(60.0)
-    original = trainer_module.Trainer.train_step
+    return use_step_clock(60.0, monkeypatch.setattr)
 
-    def step(self):
-        out = original(self)
-        clock.now += clock.per_step
-        return out
 
-    monkeypatch.setattr(trainer_module, "time", clock)
-    monkeypatch.setattr(trainer_module.Trainer, "train_step", step)
-    return clock
+def _cli_args(idx_root, cfg_steps: int, *more: str) -> list[str]:
+    """``ganforge train`` arguments for the run :func:`tiny_config` builds with these steps (no pictures between)."""
+    return ["train", "dcgan", "--data", "fashion-mnist", "--data-root", str(idx_root), "--steps", str(cfg_steps),
+            "--batch-size", "16", "--no-progress", "log_every=2", "sample_every=0", "ckpt_every=0", "n_samples=16",
+            "model.ngf=8", "model.ndf=8", "model.nz=16", *more]
 
 
 def test_the_budget_ends_the_run_with_a_checkpoint_and_resume_is_bit_identical(idx_root, tmp_path, step_clock,
@@ -50,8 +36,7 @@ def test_the_budget_ends_the_run_with_a_checkpoint_and_resume_is_bit_identical(i
     cfg = tiny_config(idx_root, steps=7, ckpt_every=0, log_every=2, sample_every=0)
     ganforge.train(cfg, tmp_path / "full")
     # 2.5 minutes: steps 1 and 2 end at 1 and 2 minutes, step 3 at 3, past the budget
-    assert cli_main(["train", "--config", str(_write(tmp_path, cfg)), "--max-minutes", "2.5",
-                     "--out", str(tmp_path / "cut")]) == 0
+    assert cli_main(_cli_args(idx_root, 7, "--max-minutes", "2.5", "--out", str(tmp_path / "cut"))) == 0
     out = capsys.readouterr().out
     assert "Trained to step 3, where the time budget (max_minutes) ran out" in out
     assert f"ganforge train --resume {tmp_path / 'cut'}" in out
@@ -80,9 +65,7 @@ def test_a_resumed_run_gets_its_budget_again(idx_root, tmp_path, step_clock):
 
 @pytest.mark.parametrize("bad", ["0", "-1", "inf", "nan"])
 def test_a_bad_budget_is_one_sentence_and_writes_nothing(idx_root, tmp_path, bad, capsys):
-    cfg = tiny_config(idx_root)
-    code = cli_main(["train", "--config", str(_write(tmp_path, cfg)), "--max-minutes", bad,
-                     "--out", str(tmp_path / "r")])
+    code = cli_main(_cli_args(idx_root, 6, "--max-minutes", bad, "--out", str(tmp_path / "r")))
     err = capsys.readouterr().err
     assert code != 0 and "max_minutes must be positive" in err and bad in err.lower()
     assert not (tmp_path / "r").exists()
@@ -100,24 +83,3 @@ def test_the_long_run_notice_knows_the_budget(monkeypatch):
     assert len(said) == 1 and "(max_minutes ends the run after 1 h 0 min)" in said[0]
     short = logs.DurationNotice(total=10_000, initial=0, device="cpu", write=said.append, budget_s=600)
     assert short.done  # a budget under the half hour: nothing to warn about
-
-
-def _write(tmp_path, cfg) -> object:
-    """``cfg`` as a YAML preset file."""
-    import yaml
-
-    path = tmp_path / "cfg.yaml"
-    values = cfg.to_dict()
-    values["data"] = {k: v for k, v in values["data"].items() if v is not None}
-    path.write_text(yaml.safe_dump(values))
-    return path
-
-
-def test_the_progress_bar_shows_the_budget(capsys):
-    bar = logs.ProgressBar(total=100, initial=0, max_minutes=7.5)
-    bar.on_log({"step": 2, "loss_D": 1.25})
-    assert bar.bar.postfix == "max_minutes=7.5, loss_D=1.25"
-    bar.close()
-    plain = logs.ProgressBar(total=100, initial=0)
-    assert not plain.bar.postfix
-    plain.close()
