@@ -415,10 +415,14 @@ class Trainer:
         at = self.step if resumed else None
         yield MetricsFile(self.metrics_path, at)
         yield TensorBoard(self.run_dir / "tb", at)
-        yield DurationNotice(self.total_steps, self.step, str(self.device),
-                             budget_s=self.cfg.max_minutes * 60 if self.cfg.max_minutes else None)
+        yield DurationNotice(self.total_steps, self.step, str(self.device), budget_s=self.budget_s)
         if self.cfg.progress:
             yield ProgressBar(self.total_steps, self.step, self.cfg.max_minutes)
+
+    @property
+    def budget_s(self) -> float | None:
+        """The run's time budget (``max_minutes``) in seconds, or None."""
+        return self.cfg.max_minutes * 60 if self.cfg.max_minutes else None
 
     def fit(self, resumed: bool = False) -> dict[str, nn.Module]:
         """Train until ``total_steps`` or a stop request; returns the raw networks (and writes everything to
@@ -448,7 +452,7 @@ class Trainer:
         acc: dict[str, torch.Tensor] = {}
         n_acc = 0
         t0, steps0 = time.perf_counter(), self.step
-        deadline = t0 + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
+        deadline = t0 + self.budget_s if self.budget_s is not None else math.inf
         stop = self.stop.agreed()
         while self.step < self.total_steps and stop is None:
             logs = self.train_step()
