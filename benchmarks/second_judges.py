@@ -69,9 +69,8 @@ class RandomJudge(FeatureExtractor):
     def protocol(self) -> dict:
         return {"extractor": "random", "seed": self.net.seed, "sizes": self.net.sizes, "filters": self.net.filters}
 
-    @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = images.float().div(255).expand(-1, 3, -1, -1).to(self.net.convs[0].weight.device)
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:  # extract(): no grad, on the net's device
+        x = images.float().div(255).expand(-1, 3, -1, -1)
         maps = self.net(x, self.net.layer_names)
         return {"features": torch.cat([F.adaptive_avg_pool2d(m, 2).flatten(1) for m in maps.values()], 1)}
 
