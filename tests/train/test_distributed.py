@@ -85,6 +85,17 @@ def _stop_worker(rank: int, world: int, port: int, cfg, run_dir: str, out_dir: s
     torch.save({"step": result.step, "stopped_by": result.stopped_by}, os.path.join(out_dir, f"stop{rank}.pt"))
 
 
+def test_a_stop_request_on_one_rank_stops_every_rank_at_the_same_step(idx_root, tmp_path):
+    cfg = tiny_config(idx_root, steps=50, ckpt_every=0, sample_every=0)
+    run = tmp_path / "run"
+    mp.start_processes(_stop_worker, args=(2, _free_port(), cfg, str(run), str(tmp_path)), nprocs=2,
+                       join=True, start_method="spawn")
+    ends = [torch.load(tmp_path / f"stop{r}.pt", weights_only=True) for r in (0, 1)]
+    # asked after step 2; the ranks agree on it one step later
+    assert ends == [{"step": 3, "stopped_by": "request"}] * 2
+    assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["step_00000003"]
+
+
 def test_the_time_budget_of_one_rank_stops_every_rank_at_the_same_step(idx_root, tmp_path):
     cfg = tiny_config(idx_root, steps=50, ckpt_every=0, sample_every=0, max_minutes=2.5)
     run = tmp_path / "run"

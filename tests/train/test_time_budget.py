@@ -83,3 +83,13 @@ def test_the_long_run_notice_knows_the_budget(monkeypatch):
     assert len(said) == 1 and "(max_minutes ends the run after 1 h 0 min)" in said[0]
     short = logs.DurationNotice(total=10_000, initial=0, device="cpu", write=said.append, budget_s=600)
     assert short.done  # a budget under the half hour: nothing to warn about
+
+
+def test_the_progress_bar_shows_the_budget(capsys):
+    bar = logs.ProgressBar(total=100, initial=0, max_minutes=7.5)
+    bar.on_log({"step": 2, "loss_D": 1.25})
+    assert bar.bar.postfix == "max_minutes=7.5, loss_D=1.25"
+    bar.close()
+    plain = logs.ProgressBar(total=100, initial=0)
+    assert not plain.bar.postfix
+    plain.close()
